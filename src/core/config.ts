@@ -1,0 +1,154 @@
+// The lab's whole configuration: one typed, validated schema with defaults, round-tripping
+// through the URL hash so every lesson and demo is a link. Pure: no DOM, no transport.
+import { z } from 'zod';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const num = (min: number, max: number) => z.coerce.number().min(min).max(max);
+const bool = z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean());
+
+export const EncoderSchema = z.object({
+  /** 'tiny-cnn': 3 strided convs, for tests and CPU demos. 'resnet': ResNet-18/34-like trunk. */
+  kind: z.enum(['tiny-cnn', 'resnet']).default('tiny-cnn'),
+  /** Base channel width (ResNet-18 uses 64; the tiny CNN 8). Feature size D = 4x (tiny) or 8x (resnet). */
+  width: int(1, 256).default(8),
+  /** ResNet depth: block counts [2,2,2,2] (18) or [3,4,6,3] (34). */
+  depth: z.coerce.number().pipe(z.union([z.literal(18), z.literal(34)])).default(18),
+  /** GroupNorm (default) or BatchNorm frozen in inference mode. Never batch statistics (contract 2). */
+  norm: z.enum(['group', 'frozen-bn']).default('group'),
+});
+
+export const OptimizerSchema = z.object({
+  lr: num(0, 10).default(1e-3),
+  /** Cosine decay floor. */
+  minLr: num(0, 10).default(1e-5),
+  warmupEpochs: num(0, 1000).default(0),
+  /** Weight decay follows a cosine from weightDecay to weightDecayEnd (0.04 -> 0.4 in the paper). */
+  weightDecay: num(0, 10).default(0.04),
+  weightDecayEnd: num(0, 10).default(0.4),
+  beta1: num(0, 0.999999).default(0.9),
+  beta2: num(0, 0.999999).default(0.999),
+  eps: num(0, 1).default(1e-8),
+  /** Learning-rate multiplier for the encoder (fine-tuning usually wants it smaller). */
+  encoderLrScale: num(0, 100).default(1),
+});
+
+export const AugmentSchema = z.object({
+  flip: bool.default(true),
+  rot90: bool.default(true),
+  /** Probability of a 3x3 Gaussian blur per tile. */
+  blur: num(0, 1).default(0.5),
+});
+
+export const ConfigSchema = z.object({
+  seed: int(0, 2 ** 31 - 1).default(7),
+  encoder: EncoderSchema.default(EncoderSchema.parse({})),
+  /** Gated-attention MIL: 'small' (attention D = 256) or 'big' (D = 384); hidden 512. */
+  aggregator: z.enum(['small', 'big']).default('small'),
+  /** K: tiles per slide per step. */
+  tiles: int(1, 65536).default(16),
+  /** N: encoder ranks (workers). */
+  ranks: int(1, 16).default(2),
+  /** Fixed micro-batch for encode and recompute; memory is O(microBatch), not O(K). */
+  microBatch: int(1, 4096).default(8),
+  tileSize: int(8, 1024).default(64),
+  epochs: int(1, 10000).default(3),
+  optimizer: OptimizerSchema.default(OptimizerSchema.parse({})),
+  augment: AugmentSchema.default(AugmentSchema.parse({})),
+  /** Dropout after the aggregator's two hidden layers (0.25 in the GMA reference). */
+  dropout: num(0, 0.95).default(0.25),
+  /** Loss weight of the positive class (0.7 in the paper's recipe); the negative class gets 1 - w. */
+  positiveWeight: num(0.01, 0.99).default(0.5),
+  /** Train only the aggregator on features of a frozen encoder (the MIL baseline). */
+  frozenEncoder: bool.default(false),
+  /** Tiles per validation slide (0 = all tissue tiles). */
+  evalTiles: int(0, 65536).default(0),
+  /** 'auto' = WebGPU where an adapter exists, else the cpu backend. */
+  backend: z.enum(['auto', 'webgpu', 'cpu']).default('auto'),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type EncoderConfig = z.infer<typeof EncoderSchema>;
+export type OptimizerConfig = z.infer<typeof OptimizerSchema>;
+
+export const DEFAULT_CONFIG: Config = ConfigSchema.parse({});
+
+export class ConfigError extends Error {
+  /** Each problem names its field, e.g. "tiles: must be at least 1". */
+  constructor(readonly problems: { field: string; message: string }[]) {
+    super(problems.map((p) => `${p.field}: ${p.message}`).join('; '));
+    this.name = 'ConfigError';
+  }
+}
+
+type Json = { [key: string]: unknown };
+
+/** Parses and validates a (possibly partial, possibly string-valued) config; throws ConfigError. */
+export function parseConfig(input: unknown): Config {
+  const result = ConfigSchema.safeParse(input ?? {});
+  if (result.success) {
+    const cfg = result.data;
+    if (cfg.optimizer.minLr > cfg.optimizer.lr) {
+      throw new ConfigError([{ field: 'optimizer.minLr', message: 'must not exceed optimizer.lr' }]);
+    }
+    return cfg;
+  }
+  throw new ConfigError(
+    result.error.issues.map((i) => ({ field: i.path.join('.') || '(config)', message: i.message })),
+  );
+}
+
+function flatten(obj: Json, prefix = '', out: Record<string, string> = {}): Record<string, string> {
+  for (const [key, value] of Object.entries(obj)) {
+    const path = prefix ? `${prefix}.${key}` : key;
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) flatten(value as Json, path, out);
+    else out[path] = String(value);
+  }
+  return out;
+}
+
+function unflatten(flat: Record<string, string>): Json {
+  const out: Json = {};
+  for (const [path, value] of Object.entries(flat)) {
+    const keys = path.split('.');
+    let node = out;
+    for (const key of keys.slice(0, -1)) node = (node[key] ??= {}) as Json;
+    node[keys[keys.length - 1]] = value;
+  }
+  return out;
+}
+
+/** Serialises only the fields that differ from the defaults: `#tiles=64&encoder.kind=resnet`. */
+export function configToHash(cfg: Config): string {
+  const defaults = flatten(DEFAULT_CONFIG as unknown as Json);
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(flatten(cfg as unknown as Json))) {
+    if (defaults[key] !== value) params.set(key, value);
+  }
+  const s = params.toString();
+  return s ? `#${s}` : '';
+}
+
+/** Parses a URL hash (with or without '#'); unknown keys are reported, not silently dropped. */
+export function configFromHash(hash: string): Config {
+  const params = new URLSearchParams(hash.replace(/^#/, ''));
+  const known = new Set(Object.keys(flatten(DEFAULT_CONFIG as unknown as Json)));
+  const flat: Record<string, string> = {};
+  const unknown: { field: string; message: string }[] = [];
+  for (const [key, value] of params) {
+    if (key === 'preset') continue;
+    if (!known.has(key)) unknown.push({ field: key, message: 'unknown setting' });
+    else flat[key] = value;
+  }
+  if (unknown.length) throw new ConfigError(unknown);
+  return parseConfig(unflatten(flat));
+}
+
+/** Feature size D of an encoder. */
+export function featureDim(enc: EncoderConfig): number {
+  return enc.kind === 'tiny-cnn' ? enc.width * 4 : enc.width * 8;
+}
+
+/** Attention size of the gated-attention aggregator. */
+export function attentionDim(size: Config['aggregator']): number {
+  return size === 'big' ? 384 : 256;
+}

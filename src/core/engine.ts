@@ -1,0 +1,312 @@
+// The main context of end-to-end training: it holds the aggregator, gathers features from the
+// encoder ranks, runs the aggregator forward/loss/backward, scatters dL/dFeatures, sums the
+// ranks' encoder gradients and has every replica apply the same update.
+import { tf, type Tensor } from './tf.ts';
+import { attentionDim, featureDim, type Config } from './config.ts';
+import { aggregatorForward, aggregatorSpecs, dropoutMask, HIDDEN, weightedCrossEntropy } from './models/aggregator.ts';
+import { createParams, disposeParams, variableFrom, readParams, writeParams, checksumDrift, type ParamSpec, type Params } from './params.ts';
+import { AdamW } from './optim/adamw.ts';
+import { scheduleAt, type Hyper } from './optim/schedule.ts';
+import { evalKey, rankSlots, Sampler, sampleTiles, type SlideEntry, type StepPlan } from './sampler.ts';
+import type { EncodeResult, RankApi, RankInfo } from './protocol.ts';
+import type { TileSourceSpec } from './tiles.ts';
+import type { EvalReport, EvalSlide, Phase, PhaseEvent, RankStepReport, StepReport } from './report.ts';
+import { rocAuc } from './metrics.ts';
+
+export class ReplicaDriftError extends Error {
+  constructor(step: number, drift: number) {
+    super(`encoder replicas drifted apart at step ${step}: relative checksum difference ${drift.toExponential(2)}`);
+    this.name = 'ReplicaDriftError';
+  }
+}
+
+export interface EngineOptions {
+  /** Called at the start and end of every phase; awaiting it pauses training (teaching mode). */
+  onPhase?: (e: PhaseEvent) => void | Promise<void>;
+  /** Keep the last step's gradients (for equivalence checks). */
+  keepGradients?: boolean;
+  /** Largest tolerated relative checksum difference between replicas. */
+  driftTolerance?: number;
+}
+
+function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw signal.reason ?? new DOMException('aborted', 'AbortError');
+}
+
+const f32 = (n: number) => n * 4;
+
+export class Engine {
+  readonly sampler: Sampler;
+  readonly d: number;
+  readonly aggSpecs: ParamSpec[];
+  private agg: Params;
+  private aggOpt: AdamW;
+  private infos: RankInfo[] = [];
+  private stepIndex = 0;
+  /** Frozen encoder: cached features per "slide:tile" (only without augmentation). */
+  private featureCache = new Map<string, Float32Array>();
+  /** With keepGradients: the last step's summed encoder gradient [P] and aggregator gradients. */
+  lastEncoderGrad: Float32Array | null = null;
+  lastAggregatorGrads: Map<string, Float32Array> | null = null;
+
+  constructor(
+    readonly cfg: Config,
+    readonly slides: SlideEntry[],
+    readonly ranks: RankApi[],
+    private readonly options: EngineOptions = {},
+  ) {
+    if (ranks.length !== cfg.ranks) throw new Error(`config asks for ${cfg.ranks} ranks but ${ranks.length} were given`);
+    this.sampler = new Sampler(slides, cfg.seed, cfg.tiles);
+    this.d = featureDim(cfg.encoder);
+    this.aggSpecs = aggregatorSpecs(this.d, attentionDim(cfg.aggregator));
+    this.agg = createParams(this.aggSpecs, cfg.seed);
+    this.aggOpt = new AdamW(this.aggSpecs, this.agg, cfg.optimizer);
+  }
+
+  get step(): number {
+    return this.stepIndex;
+  }
+  set step(value: number) {
+    this.stepIndex = value;
+  }
+  get totalSteps(): number {
+    return this.cfg.epochs * this.sampler.stepsPerEpoch;
+  }
+  get rankInfo(): RankInfo[] {
+    return this.infos;
+  }
+
+  async init(tiles: TileSourceSpec): Promise<RankInfo[]> {
+    this.infos = await Promise.all(this.ranks.map((r, rank) => r.init({ rank, ranks: this.ranks.length, config: this.cfg, tiles })));
+    return this.infos;
+  }
+
+  hyper(step: number): Hyper {
+    const warmup = Math.round(this.cfg.optimizer.warmupEpochs * this.sampler.stepsPerEpoch);
+    return scheduleAt(this.cfg.optimizer, step, this.totalSteps, warmup);
+  }
+
+  private async phase<T>(step: number, phase: Phase, run: () => Promise<T>, shape?: string, bytes?: number): Promise<[T, number]> {
+    await this.options.onPhase?.({ step, phase, at: 'start', shape, bytes });
+    const t0 = performance.now();
+    const out = await run();
+    const ms = performance.now() - t0;
+    await this.options.onPhase?.({ step, phase, at: 'end', shape, bytes });
+    return [out, ms];
+  }
+
+  /** Encodes slots of a plan on every rank and gathers features [K, D] in slot order. */
+  private async gather(step: number, slideId: string, tileIndices: Int32Array, train: boolean, signal?: AbortSignal) {
+    const k = tileIndices.length;
+    const n = this.ranks.length;
+    const t0 = performance.now();
+    const results: EncodeResult[] = await Promise.all(
+      this.ranks.map((r, rank) => {
+        const slots = rankSlots(k, rank, n);
+        return r.encode({ step, slideId, slots, tileIndices: slots.map((s) => tileIndices[s]), train });
+      }),
+    );
+    const wall = performance.now() - t0;
+    throwIfAborted(signal);
+    const features = new Float32Array(k * this.d); // [K, D] in slot order
+    for (const res of results) {
+      res.slots.forEach((slot, i) => features.set(res.features.subarray(i * this.d, (i + 1) * this.d), slot * this.d));
+    }
+    const slowest = Math.max(...results.map((r) => r.ms.decode + r.ms.forward));
+    return { features, results, gatherMs: Math.max(0, wall - slowest) };
+  }
+
+  /** One end-to-end training step on the next slide of the sampler. */
+  async trainStep(signal?: AbortSignal): Promise<StepReport> {
+    throwIfAborted(signal);
+    const wall0 = performance.now();
+    const step = this.stepIndex;
+    const plan: StepPlan = this.sampler.plan(step);
+    const { k, d } = { k: this.cfg.tiles, d: this.d };
+    const n = this.ranks.length;
+    const hyper = this.hyper(step);
+    const frozen = this.cfg.frozenEncoder;
+    const featShape = `[K=${k}, D=${d}] float32`;
+    const main: Partial<Record<Phase, number>> = {};
+    const bytes: Partial<Record<Phase, number>> = {};
+
+    // Forward on the ranks, then gather [K, D] features with their slots.
+    await this.options.onPhase?.({ step, phase: 'forward', at: 'start' });
+    const { features, results, gatherMs } = await this.gatherCached(step, plan, !frozen, signal);
+    await this.options.onPhase?.({ step, phase: 'forward', at: 'end' });
+    await this.options.onPhase?.({ step, phase: 'gather', at: 'end', shape: featShape, bytes: f32(k * d) });
+    main.gather = gatherMs;
+    bytes.gather = f32(k * d) + results.reduce((s, r) => s + r.slots.byteLength, 0);
+
+    // Aggregator forward, loss, backward, update: all in the main context.
+    const [agg, aggMs] = await this.phase(step, 'aggregator', async () => this.aggregatorStep(step, plan, features, hyper));
+    main.aggregator = aggMs;
+
+    const perRank: RankStepReport[] = results.map((r) => ({ rank: r.rank, tiles: r.slots.length, ms: { ...r.ms }, numTensors: r.numTensors }));
+    let drift = 0;
+    if (!frozen) {
+      throwIfAborted(signal);
+      // Scatter dL/dFeatures rows to the ranks that own them; each recomputes and backprops.
+      const t0 = performance.now();
+      const backs = await Promise.all(
+        results.map((res) => {
+          const grad = new Float32Array(res.slots.length * d); // [k_r, D]
+          res.slots.forEach((slot, i) => grad.set(agg.featureGrad.subarray(slot * d, (slot + 1) * d), i * d));
+          return this.ranks[res.rank].backward({ grad });
+        }),
+      );
+      const slowest = Math.max(...backs.map((b) => b.ms.recompute));
+      main.scatter = Math.max(0, performance.now() - t0 - slowest);
+      bytes.scatter = f32(k * d);
+      await this.options.onPhase?.({ step, phase: 'scatter', at: 'end', shape: featShape, bytes: bytes.scatter });
+      backs.forEach((b) => {
+        perRank[b.rank].ms.recompute = b.ms.recompute;
+      });
+      await this.options.onPhase?.({ step, phase: 'recompute', at: 'end' });
+
+      // Reduce: the full encoder gradient is the SUM of the ranks' shares (no 1/N: we sum ourselves).
+      const [summed, reduceMs] = await this.phase(step, 'reduce', async () => {
+        const sum = new Float32Array(backs[0].grads.length); // [P]
+        for (const b of backs.sort((a, c) => a.rank - c.rank)) for (let i = 0; i < sum.length; i++) sum[i] += b.grads[i];
+        return sum;
+      }, `[P=${backs[0].grads.length}] float32`, f32(backs[0].grads.length) * n * 2);
+      main.reduce = reduceMs;
+      bytes.reduce = f32(summed.length) * n * 2; // shares in, sum out
+      if (this.options.keepGradients) this.lastEncoderGrad = summed.slice();
+
+      // Every replica applies the identical update; replicas must stay identical.
+      const [applied, optMs] = await this.phase(step, 'optimizer', () =>
+        Promise.all(this.ranks.map((r, i) => r.apply({ grads: i === n - 1 ? summed : summed.slice(), lr: hyper.lr, weightDecay: hyper.weightDecay }))),
+      );
+      main.optimizer = optMs + agg.optimizerMs;
+      applied.forEach((a) => {
+        perRank[a.rank].ms.optimizer = a.ms.optimizer;
+        perRank[a.rank].numTensors = a.numTensors;
+        drift = Math.max(drift, checksumDrift(a.checksum, applied[0].checksum));
+      });
+      if (drift > (this.options.driftTolerance ?? 1e-6)) throw new ReplicaDriftError(step, drift);
+    } else {
+      main.optimizer = agg.optimizerMs;
+    }
+
+    this.stepIndex += 1;
+    return {
+      kind: 'step',
+      step,
+      epoch: plan.epoch,
+      slideId: plan.slide.id,
+      label: plan.slide.label,
+      loss: agg.loss,
+      prob: agg.prob,
+      lr: hyper.lr,
+      weightDecay: hyper.weightDecay,
+      k,
+      ranks: n,
+      d,
+      perRank,
+      main,
+      bytes,
+      mainTensors: tf.memory().numTensors,
+      attention: { tileIndices: Array.from(plan.tileIndices), scores: Array.from(agg.scores) },
+      replicaDrift: drift,
+      wallMs: performance.now() - wall0,
+      frozenEncoder: frozen,
+    };
+  }
+
+  private async gatherCached(step: number, plan: StepPlan, train: boolean, signal?: AbortSignal) {
+    const cacheable = this.cfg.frozenEncoder && !this.cfg.augment.flip && !this.cfg.augment.rot90 && this.cfg.augment.blur === 0;
+    if (!cacheable) return this.gather(step, plan.slide.id, plan.tileIndices, train, signal);
+    const key = (t: number) => `${plan.slide.id}:${t}`;
+    const missing = Array.from(new Set(Array.from(plan.tileIndices).filter((t) => !this.featureCache.has(key(t)))));
+    let results: EncodeResult[] = [];
+    let gatherMs = 0;
+    if (missing.length) {
+      const g = await this.gather(step, plan.slide.id, Int32Array.from(missing), false, signal);
+      missing.forEach((t, i) => this.featureCache.set(key(t), g.features.slice(i * this.d, (i + 1) * this.d)));
+      results = g.results;
+      gatherMs = g.gatherMs;
+    }
+    const features = new Float32Array(plan.tileIndices.length * this.d);
+    plan.tileIndices.forEach((t, slot) => features.set(this.featureCache.get(key(t))!, slot * this.d));
+    if (!results.length) results = this.ranks.map((_, rank) => ({ rank, slots: new Int32Array(0), features: new Float32Array(0), ms: { decode: 0, forward: 0 }, numTensors: 0 }));
+    return { features, results, gatherMs };
+  }
+
+  /** features [K, D] -> loss, P(positive), scores [K], dL/dFeatures [K, D]; updates the aggregator. */
+  private async aggregatorStep(step: number, plan: StepPlan, features: Float32Array, hyper: Hyper) {
+    const k = plan.tileIndices.length;
+    const h = variableFrom(tf.tensor2d(features, [k, this.d]), true, 'features'); // [K, D] in slot order
+    const masks: [Tensor, Tensor] = [
+      tf.tensor2d(dropoutMask(this.cfg.seed, step, k, 0, this.cfg.dropout), [k, HIDDEN]),
+      tf.tensor2d(dropoutMask(this.cfg.seed, step, k, 1, this.cfg.dropout), [k, HIDDEN]),
+    ];
+    let scoresT: Tensor | null = null;
+    let logitsT: Tensor | null = null;
+    const vars = [...this.aggSpecs.map((s) => this.agg.get(s.name)!), h];
+    const { value, grads } = tf.variableGrads(() => {
+      const out = aggregatorForward(this.agg, h, masks);
+      scoresT = tf.keep(out.scores);
+      logitsT = tf.keep(out.logits);
+      return weightedCrossEntropy(out.logits, plan.slide.label, this.cfg.positiveWeight) as tf.Scalar;
+    }, vars);
+    const loss = (await value.data())[0];
+    const scores = (await scoresT!.data()) as Float32Array;
+    const probT = tf.tidy(() => tf.softmax(logitsT!).reshape([-1]));
+    const prob = (await probT.data())[1];
+    const featureGrad = (await grads[h.name].data()) as Float32Array; // [K, D] dL/dFeatures
+    const aggGrads = new Map<string, Tensor>(this.aggSpecs.map((s) => [s.name, grads[this.agg.get(s.name)!.name]]));
+    if (this.options.keepGradients) {
+      this.lastAggregatorGrads = new Map();
+      for (const [name, g] of aggGrads) this.lastAggregatorGrads.set(name, (await g.data()) as Float32Array);
+    }
+    const t0 = performance.now();
+    this.aggOpt.apply(aggGrads, hyper);
+    const optimizerMs = performance.now() - t0;
+    tf.dispose([value, h, scoresT!, logitsT!, probT, ...masks, ...Object.values(grads)]);
+    return { loss, prob, scores, featureGrad, optimizerMs };
+  }
+
+  /** Slide-level predictions on the validation split (no augmentation, no dropout). */
+  async evaluate(signal?: AbortSignal, onSlide?: (done: number, total: number) => void): Promise<EvalReport> {
+    const t0 = performance.now();
+    const val = this.slides.filter((s) => s.split === 'val' && s.numTiles > 0);
+    const slides: EvalSlide[] = [];
+    for (const [i, slide] of val.entries()) {
+      throwIfAborted(signal);
+      const count = this.cfg.evalTiles > 0 ? Math.min(this.cfg.evalTiles, slide.numTiles) : slide.numTiles;
+      const tileIndices = count === slide.numTiles ? Int32Array.from({ length: count }, (_, t) => t) : sampleTiles(slide.numTiles, count, this.cfg.seed, evalKey(this.cfg.seed, i));
+      const { features } = await this.gather(-1, slide.id, tileIndices, false, signal);
+      const out = tf.tidy(() => {
+        const o = aggregatorForward(this.agg, tf.tensor2d(features, [count, this.d]), null);
+        return [tf.softmax(o.logits).reshape([-1]), o.scores];
+      });
+      const [p, s] = await Promise.all(out.map((t) => t.data()));
+      tf.dispose(out);
+      slides.push({ slideId: slide.id, label: slide.label, prob: p[1], attention: { tileIndices: Array.from(tileIndices), scores: Array.from(s) } });
+      onSlide?.(i + 1, val.length);
+    }
+    const auc = rocAuc(slides.map((s) => s.prob), slides.map((s) => s.label));
+    return { kind: 'eval', epoch: Math.floor(this.stepIndex / this.sampler.stepsPerEpoch), step: this.stepIndex, slides, auc, wallMs: performance.now() - t0 };
+  }
+
+  /** Packed aggregator weights [P_agg]. */
+  aggregatorWeights(): Promise<Float32Array> {
+    return readParams(this.aggSpecs, this.agg);
+  }
+  setAggregatorWeights(w: Float32Array): void {
+    writeParams(this.aggSpecs, this.agg, w);
+  }
+  encoderWeights(): Promise<Float32Array> {
+    return this.ranks[0].getWeights();
+  }
+  async setEncoderWeights(w: Float32Array): Promise<void> {
+    await Promise.all(this.ranks.map((r) => r.setWeights(w.slice())));
+  }
+
+  async dispose(): Promise<void> {
+    disposeParams(this.agg);
+    this.aggOpt.dispose();
+    await Promise.all(this.ranks.map((r) => r.dispose()));
+  }
+}

@@ -1,0 +1,97 @@
+// The rank protocol: what crosses between the main context and an encoder rank. Plain data
+// and typed arrays only, so it works in-process, over Web Workers and over worker_threads.
+// Every Float32Array here is transferred, never copied, by the transports.
+import type { Config } from './config.ts';
+import type { TileSourceSpec } from './tiles.ts';
+
+export type BackendName = 'webgpu' | 'cpu';
+
+export interface AdapterInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  isFallbackAdapter: boolean;
+}
+
+export interface BackendInfo {
+  backend: BackendName;
+  adapter: AdapterInfo | null;
+  /** Why the rank is not on WebGPU, when it is not (shown to the user). */
+  fallbackReason?: string;
+}
+
+export interface RankInit {
+  rank: number;
+  ranks: number;
+  config: Config;
+  tiles: TileSourceSpec;
+}
+
+export interface RankInfo extends BackendInfo {
+  rank: number;
+  /** Encoder parameter count P (length of packed gradients). */
+  params: number;
+  runtime: string;
+}
+
+export interface EncodeRequest {
+  step: number;
+  slideId: string;
+  /** [k_r] slots (positions 0..K-1 in the step's tile list) owned by this rank. */
+  slots: Int32Array;
+  /** [k_r] slide tile index for each slot. */
+  tileIndices: Int32Array;
+  /** Training: augment and keep inputs for the recompute. Evaluation: neither. */
+  train: boolean;
+}
+
+export interface EncodeResult {
+  rank: number;
+  slots: Int32Array;
+  /** [k_r, D] features, row i for slots[i]. */
+  features: Float32Array;
+  ms: { decode: number; forward: number };
+  numTensors: number;
+}
+
+export interface BackwardRequest {
+  /** [k_r, D] dL/dFeatures for this rank's slots, in the order of its EncodeResult. */
+  grad: Float32Array;
+}
+
+export interface BackwardResult {
+  rank: number;
+  /** [P] this rank's share of dL/dθ_encoder, parameters packed in spec order. */
+  grads: Float32Array;
+  ms: { recompute: number };
+  numTensors: number;
+}
+
+export interface ApplyRequest {
+  /** [P] encoder gradient summed over all ranks. */
+  grads: Float32Array;
+  lr: number;
+  weightDecay: number;
+}
+
+export interface ApplyResult {
+  rank: number;
+  /** Replica checksum after the update (see params.checksum). */
+  checksum: Float64Array;
+  ms: { optimizer: number };
+  numTensors: number;
+}
+
+/** The API every rank implements, whatever carries it. All methods are async. */
+export interface RankApi {
+  init(init: RankInit): Promise<RankInfo>;
+  encode(req: EncodeRequest): Promise<EncodeResult>;
+  backward(req: BackwardRequest): Promise<BackwardResult>;
+  apply(req: ApplyRequest): Promise<ApplyResult>;
+  /** Packed encoder weights [P]. */
+  getWeights(): Promise<Float32Array>;
+  setWeights(weights: Float32Array): Promise<void>;
+  memory(): Promise<{ numTensors: number; numBytes: number }>;
+  dispose(): Promise<void>;
+}

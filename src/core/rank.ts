@@ -1,0 +1,145 @@
+// One encoder replica ("rank"). The same code runs in-process, in a Web Worker and in a Node
+// worker_threads worker; the runtime injects how to set up the tfjs backend and read tiles.
+import { tf, type Tensor } from './tf.ts';
+import { featureDim, type Config } from './config.ts';
+import { encoderForward, encoderSpecs } from './models/encoder.ts';
+import { checksum, countParams, createParams, disposeParams, packTensors, readParams, unpack, writeParams, type ParamSpec, type Params } from './params.ts';
+import { AdamW } from './optim/adamw.ts';
+import { augmentFor, NO_AUGMENT, preprocessTile } from './augment.ts';
+import type { TileSource, TileSourceSpec } from './tiles.ts';
+import type { ApplyRequest, ApplyResult, BackendInfo, BackwardRequest, BackwardResult, EncodeRequest, EncodeResult, RankApi, RankInfo, RankInit } from './protocol.ts';
+
+export interface RankRuntime {
+  /** Selects the tfjs backend (own WebGPU adapter and device where possible). */
+  setupBackend(preference: Config['backend']): Promise<BackendInfo>;
+  makeTileSource(spec: TileSourceSpec): TileSource;
+  name: string;
+}
+
+/** Encodes inputs [n, S, S, 3] in fixed micro-batches of m rows (the last one zero-padded). */
+export function microBatches(n: number, m: number): { start: number; count: number }[] {
+  const out = [];
+  for (let start = 0; start < n; start += m) out.push({ start, count: Math.min(m, n - start) });
+  return out;
+}
+
+/** A padded [m, S, S, 3] batch tensor from rows [start, start+count) of inputs. */
+function batchTensor(inputs: Float32Array, start: number, count: number, m: number, s: number): Tensor {
+  const row = s * s * 3;
+  const buf = new Float32Array(m * row);
+  buf.set(inputs.subarray(start * row, (start + count) * row));
+  return tf.tensor4d(buf, [m, s, s, 3]);
+}
+
+export class Rank implements RankApi {
+  private cfg!: Config;
+  private rank = 0;
+  private specs: ParamSpec[] = [];
+  private params: Params = new Map();
+  private optimizer?: AdamW;
+  private tiles?: TileSource;
+  /** [k_r, S, S, 3] preprocessed inputs of the current step, kept for the recompute. */
+  private inputs: Float32Array | null = null;
+
+  constructor(private readonly runtime: RankRuntime) {}
+
+  async init(init: RankInit): Promise<RankInfo> {
+    await this.dispose();
+    this.cfg = init.config;
+    this.rank = init.rank;
+    const backend = await this.runtime.setupBackend(init.config.backend);
+    this.specs = encoderSpecs(init.config.encoder);
+    this.params = createParams(this.specs, init.config.seed, !init.config.frozenEncoder);
+    if (!init.config.frozenEncoder) this.optimizer = new AdamW(this.specs, this.params, init.config.optimizer);
+    this.tiles = this.runtime.makeTileSource(init.tiles);
+    return { ...backend, rank: init.rank, params: countParams(this.specs), runtime: this.runtime.name };
+  }
+
+  async encode(req: EncodeRequest): Promise<EncodeResult> {
+    const { tileSize: s, microBatch: m } = this.cfg;
+    const d = featureDim(this.cfg.encoder);
+    const n = req.slots.length;
+    let t0 = performance.now();
+    const pixels = await this.tiles!.read(req.slideId, req.tileIndices, s);
+    const inputs = new Float32Array(n * s * s * 3);
+    for (let i = 0; i < n; i++) {
+      const aug = req.train ? augmentFor(this.cfg, req.step, req.slots[i]) : NO_AUGMENT;
+      preprocessTile(pixels.subarray(i * s * s * 3, (i + 1) * s * s * 3), s, aug, inputs, i * s * s * 3);
+    }
+    const decode = performance.now() - t0;
+    t0 = performance.now();
+    const features = new Float32Array(n * d);
+    for (const { start, count } of microBatches(n, m)) {
+      const f = tf.tidy(() => encoderForward(this.params, this.cfg.encoder, batchTensor(inputs, start, count, m, s)));
+      const data = (await f.data()) as Float32Array; // [m, D]
+      f.dispose();
+      features.set(data.subarray(0, count * d), start * d);
+    }
+    this.inputs = req.train ? inputs : null;
+    return { rank: this.rank, slots: req.slots, features, ms: { decode, forward: performance.now() - t0 }, numTensors: tf.memory().numTensors };
+  }
+
+  /**
+   * Recomputes the forward pass in micro-batches inside the gradient call with the pseudo-loss
+   * sum(features * dL/dFeatures); its gradient is this rank's share of dL/dθ (a VJP).
+   */
+  async backward(req: BackwardRequest): Promise<BackwardResult> {
+    if (!this.inputs) throw new Error(`rank ${this.rank}: backward without a training encode`);
+    const { tileSize: s, microBatch: m } = this.cfg;
+    const d = featureDim(this.cfg.encoder);
+    const n = req.grad.length / d;
+    const t0 = performance.now();
+    const vars = this.specs.map((sp) => this.params.get(sp.name)!);
+    const acc = new Map<string, Tensor>(this.specs.map((sp) => [sp.name, tf.zeros(sp.shape)]));
+    for (const { start, count } of microBatches(n, m)) {
+      const x = batchTensor(this.inputs, start, count, m, s);
+      const dyBuf = new Float32Array(m * d); // padded rows carry zero gradient
+      dyBuf.set(req.grad.subarray(start * d, (start + count) * d));
+      const dy = tf.tensor2d(dyBuf, [m, d]);
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(encoderForward(this.params, this.cfg.encoder, x), dy)) as tf.Scalar, vars);
+      for (const sp of this.specs) {
+        const prev = acc.get(sp.name)!;
+        acc.set(sp.name, prev.add(grads[this.params.get(sp.name)!.name]));
+        prev.dispose();
+      }
+      tf.dispose([value, x, dy, ...Object.values(grads)]);
+    }
+    const grads = await packTensors(this.specs, acc);
+    tf.dispose([...acc.values()]);
+    this.inputs = null;
+    return { rank: this.rank, grads, ms: { recompute: performance.now() - t0 }, numTensors: tf.memory().numTensors };
+  }
+
+  async apply(req: ApplyRequest): Promise<ApplyResult> {
+    if (!this.optimizer) throw new Error(`rank ${this.rank}: the encoder is frozen`);
+    const t0 = performance.now();
+    const grads = new Map<string, Tensor>();
+    for (const [name, values] of unpack(this.specs, req.grads)) grads.set(name, tf.tensor(values, this.params.get(name)!.shape));
+    this.optimizer.apply(grads, { lr: req.lr * this.cfg.optimizer.encoderLrScale, weightDecay: req.weightDecay });
+    tf.dispose([...grads.values()]);
+    const sum = await checksum(this.specs, this.params);
+    return { rank: this.rank, checksum: sum, ms: { optimizer: performance.now() - t0 }, numTensors: tf.memory().numTensors };
+  }
+
+  async getWeights(): Promise<Float32Array> {
+    return readParams(this.specs, this.params);
+  }
+
+  async setWeights(weights: Float32Array): Promise<void> {
+    writeParams(this.specs, this.params, weights);
+  }
+
+  async memory(): Promise<{ numTensors: number; numBytes: number }> {
+    const mem = tf.memory();
+    return { numTensors: mem.numTensors, numBytes: mem.numBytes };
+  }
+
+  async dispose(): Promise<void> {
+    disposeParams(this.params);
+    this.params = new Map();
+    this.optimizer?.dispose();
+    this.optimizer = undefined;
+    this.tiles?.dispose?.();
+    this.inputs = null;
+  }
+}

@@ -1,0 +1,89 @@
+// The single-graph reference: the same encoder and aggregator trained in ONE variableGrads call
+// over all K tiles, with no ranks, no gather, no scatter, no micro-batches, no pseudo-loss. The
+// engine must match it (the paper's gradient-equivalence claim).
+import { tf, type Tensor } from './tf.ts';
+import { attentionDim, featureDim, type Config } from './config.ts';
+import { encoderForward, encoderSpecs } from './models/encoder.ts';
+import { aggregatorForward, aggregatorSpecs, dropoutMask, HIDDEN, weightedCrossEntropy } from './models/aggregator.ts';
+import { createParams, disposeParams, readParams, type ParamSpec, type Params } from './params.ts';
+import { AdamW } from './optim/adamw.ts';
+import { scheduleAt } from './optim/schedule.ts';
+import { augmentFor, preprocessTile } from './augment.ts';
+import { Sampler, type SlideEntry } from './sampler.ts';
+import type { TileSource } from './tiles.ts';
+
+export interface ReferenceStep {
+  step: number;
+  loss: number;
+  /** Gradients of every parameter (encoder and aggregator) by name. */
+  grads: Map<string, Float32Array>;
+}
+
+export class ReferenceTrainer {
+  readonly sampler: Sampler;
+  readonly encSpecs: ParamSpec[];
+  readonly aggSpecs: ParamSpec[];
+  readonly enc: Params;
+  readonly agg: Params;
+  private encOpt: AdamW;
+  private aggOpt: AdamW;
+  step = 0;
+
+  constructor(readonly cfg: Config, slides: SlideEntry[], private readonly tiles: TileSource) {
+    if (cfg.frozenEncoder) throw new Error('the reference trains the encoder; turn frozenEncoder off');
+    this.sampler = new Sampler(slides, cfg.seed, cfg.tiles);
+    this.encSpecs = encoderSpecs(cfg.encoder);
+    this.aggSpecs = aggregatorSpecs(featureDim(cfg.encoder), attentionDim(cfg.aggregator));
+    this.enc = createParams(this.encSpecs, cfg.seed);
+    this.agg = createParams(this.aggSpecs, cfg.seed);
+    this.encOpt = new AdamW(this.encSpecs, this.enc, cfg.optimizer);
+    this.aggOpt = new AdamW(this.aggSpecs, this.agg, cfg.optimizer);
+  }
+
+  async trainStep(): Promise<ReferenceStep> {
+    const { cfg } = this;
+    const step = this.step;
+    const plan = this.sampler.plan(step);
+    const k = cfg.tiles;
+    const s = cfg.tileSize;
+    const pixels = await this.tiles.read(plan.slide.id, plan.tileIndices, s);
+    const inputs = new Float32Array(k * s * s * 3); // [K, S, S, 3]
+    for (let i = 0; i < k; i++) preprocessTile(pixels.subarray(i * s * s * 3, (i + 1) * s * s * 3), s, augmentFor(cfg, step, i), inputs, i * s * s * 3);
+    const x = tf.tensor4d(inputs, [k, s, s, 3]);
+    const masks: [Tensor, Tensor] = [
+      tf.tensor2d(dropoutMask(cfg.seed, step, k, 0, cfg.dropout), [k, HIDDEN]),
+      tf.tensor2d(dropoutMask(cfg.seed, step, k, 1, cfg.dropout), [k, HIDDEN]),
+    ];
+    const specs = [...this.encSpecs, ...this.aggSpecs];
+    const varOf = (name: string) => (this.enc.get(name) ?? this.agg.get(name))!;
+    const { value, grads } = tf.variableGrads(() => {
+      const h = encoderForward(this.enc, cfg.encoder, x); // [K, D]
+      const { logits } = aggregatorForward(this.agg, h, masks);
+      return weightedCrossEntropy(logits, plan.slide.label, cfg.positiveWeight) as tf.Scalar;
+    }, specs.map((sp) => varOf(sp.name)));
+    const byName = new Map<string, Tensor>(specs.map((sp) => [sp.name, grads[varOf(sp.name).name]]));
+    const warmup = Math.round(cfg.optimizer.warmupEpochs * this.sampler.stepsPerEpoch);
+    const hyper = scheduleAt(cfg.optimizer, step, cfg.epochs * this.sampler.stepsPerEpoch, warmup);
+    const out: ReferenceStep = { step, loss: (await value.data())[0], grads: new Map() };
+    for (const [name, g] of byName) out.grads.set(name, (await g.data()) as Float32Array);
+    this.aggOpt.apply(new Map(this.aggSpecs.map((sp) => [sp.name, byName.get(sp.name)!])), hyper);
+    this.encOpt.apply(new Map(this.encSpecs.map((sp) => [sp.name, byName.get(sp.name)!])), { lr: hyper.lr * cfg.optimizer.encoderLrScale, weightDecay: hyper.weightDecay });
+    tf.dispose([value, x, ...masks, ...Object.values(grads)]);
+    this.step += 1;
+    return out;
+  }
+
+  encoderWeights(): Promise<Float32Array> {
+    return readParams(this.encSpecs, this.enc);
+  }
+  aggregatorWeights(): Promise<Float32Array> {
+    return readParams(this.aggSpecs, this.agg);
+  }
+
+  dispose(): void {
+    disposeParams(this.enc);
+    disposeParams(this.agg);
+    this.encOpt.dispose();
+    this.aggOpt.dispose();
+  }
+}

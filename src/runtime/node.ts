@@ -1,0 +1,47 @@
+// Node runtime for ranks and scripts: the cpu backend, or real WebGPU through Dawn's Node
+// bindings (npm `webgpu`). On a machine without a GPU, Dawn uses SwiftShader's Vulkan driver,
+// which Debian's chromium package ships.
+import { existsSync } from 'node:fs';
+import type { Config } from '../core/config.ts';
+import type { BackendInfo } from '../core/protocol.ts';
+import { useCpu, useWebGPU } from './webgpu.ts';
+import type { RankRuntime } from '../core/rank.ts';
+import { SyntheticTiles, type TileSource, type TileSourceSpec } from '../core/tiles.ts';
+
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+let gpu: GPU | undefined | null = null;
+
+/** navigator.gpu from the `webgpu` package, created once per thread; undefined if it fails. */
+export async function nodeGpu(): Promise<GPU | undefined> {
+  if (gpu !== null) return gpu;
+  try {
+    if (!process.env.VK_ICD_FILENAMES && process.env.SLIDE_LAB_SWIFTSHADER !== '0' && existsSync(SWIFTSHADER_ICD)) {
+      // Without an explicit driver Dawn may pick none on a GPU-less machine; a real GPU host sets SLIDE_LAB_SWIFTSHADER=0.
+      process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+    }
+    const { create, globals } = await import('webgpu');
+    Object.assign(globalThis, globals);
+    gpu = create([]) as unknown as GPU;
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+  } catch {
+    gpu = undefined;
+  }
+  return gpu;
+}
+
+export async function setupNodeBackend(preference: Config['backend']): Promise<BackendInfo> {
+  if (preference === 'cpu') return useCpu();
+  const info = await useWebGPU(await nodeGpu());
+  if (preference === 'webgpu' && info.backend !== 'webgpu') throw new Error(`WebGPU was requested but ${info.fallbackReason}`);
+  return info;
+}
+
+export const nodeRuntime: RankRuntime = {
+  name: 'node-worker',
+  setupBackend: setupNodeBackend,
+  makeTileSource: (spec: TileSourceSpec): TileSource => {
+    if (spec.kind === 'synthetic') return new SyntheticTiles(spec.seed, spec.slides, spec.lesionFraction);
+    throw new Error('slide files are not readable in Node ranks yet');
+  },
+};

@@ -1,0 +1,44 @@
+// Gives this thread's tfjs its OWN WebGPU adapter and device (one per rank worker), and reports
+// the adapter. Shared by the browser worker and Node (where `gpu` comes from the `webgpu` package).
+import { tf } from '../core/tf.ts';
+import type { AdapterInfo, BackendInfo } from '../core/protocol.ts';
+
+/** Registers tfjs's webgpu backend on a device from `gpu`; falls back to cpu with a reason. */
+export async function useWebGPU(gpu: GPU | undefined): Promise<BackendInfo> {
+  if (!gpu) return useCpu('WebGPU is not available here (no navigator.gpu)');
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) return useCpu('WebGPU found no adapter');
+  const limits = adapter.limits;
+  const requiredFeatures = (['timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({
+    requiredFeatures,
+    requiredLimits: {
+      maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
+      maxComputeWorkgroupsPerDimension: limits.maxComputeWorkgroupsPerDimension,
+      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+      maxBufferSize: limits.maxBufferSize,
+      maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
+      maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
+    },
+  });
+  const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
+  const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
+  if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
+  tf.registerBackend('webgpu', () => new WebGPUBackend(device, info), 3);
+  if (!(await tf.setBackend('webgpu'))) return useCpu('tfjs could not start its WebGPU backend');
+  await tf.ready();
+  const adapterInfo: AdapterInfo = {
+    vendor: info?.vendor ?? '',
+    architecture: info?.architecture ?? '',
+    device: info?.device ?? '',
+    description: info?.description ?? '',
+    isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter),
+  };
+  return { backend: 'webgpu', adapter: adapterInfo };
+}
+
+export async function useCpu(reason?: string): Promise<BackendInfo> {
+  await tf.setBackend('cpu');
+  await tf.ready();
+  return { backend: 'cpu', adapter: null, ...(reason ? { fallbackReason: reason } : {}) };
+}

@@ -3,8 +3,8 @@
 // ranks' encoder gradients and has every replica apply the same update.
 import { tf, type Tensor } from './tf.ts';
 import { attentionDim, featureDim, type Config } from './config.ts';
-import { aggregatorForward, aggregatorSpecs, dropoutMask, HIDDEN, weightedCrossEntropy } from './models/aggregator.ts';
-import { createParams, disposeParams, variableFrom, readParams, writeParams, checksumDrift, type ParamSpec, type Params } from './params.ts';
+import { aggregatorForward, aggregatorGradients, aggregatorSpecs, dropoutMask, HIDDEN } from './models/aggregator.ts';
+import { createParams, disposeParams, readParams, writeParams, checksumDrift, type ParamSpec, type Params } from './params.ts';
 import { AdamW } from './optim/adamw.ts';
 import { scheduleAt, type Hyper } from './optim/schedule.ts';
 import { evalKey, rankSlots, Sampler, sampleTiles, type SlideEntry, type StepPlan } from './sampler.ts';
@@ -236,35 +236,23 @@ export class Engine {
   /** features [K, D] -> loss, P(positive), scores [K], dL/dFeatures [K, D]; updates the aggregator. */
   private async aggregatorStep(step: number, plan: StepPlan, features: Float32Array, hyper: Hyper) {
     const k = plan.tileIndices.length;
-    const h = variableFrom(tf.tensor2d(features, [k, this.d]), true, 'features'); // [K, D] in slot order
+    const h = tf.tensor2d(features, [k, this.d]); // [K, D] in slot order
     const masks: [Tensor, Tensor] = [
       tf.tensor2d(dropoutMask(this.cfg.seed, step, k, 0, this.cfg.dropout), [k, HIDDEN]),
       tf.tensor2d(dropoutMask(this.cfg.seed, step, k, 1, this.cfg.dropout), [k, HIDDEN]),
     ];
-    let scoresT: Tensor | null = null;
-    let logitsT: Tensor | null = null;
-    const vars = [...this.aggSpecs.map((s) => this.agg.get(s.name)!), h];
-    const { value, grads } = tf.variableGrads(() => {
-      const out = aggregatorForward(this.agg, h, masks);
-      scoresT = tf.keep(out.scores);
-      logitsT = tf.keep(out.logits);
-      return weightedCrossEntropy(out.logits, plan.slide.label, this.cfg.positiveWeight) as tf.Scalar;
-    }, vars);
-    const loss = (await value.data())[0];
-    const scores = (await scoresT!.data()) as Float32Array;
-    const probT = tf.tidy(() => tf.softmax(logitsT!).reshape([-1]));
-    const prob = (await probT.data())[1];
-    const featureGrad = (await grads[h.name].data()) as Float32Array; // [K, D] dL/dFeatures
-    const aggGrads = new Map<string, Tensor>(this.aggSpecs.map((s) => [s.name, grads[this.agg.get(s.name)!.name]]));
+    const out = aggregatorGradients(this.agg, this.aggSpecs, h, plan.slide.label, this.cfg.positiveWeight, masks);
+    const probT = tf.tidy(() => tf.softmax(out.logits).reshape([-1]));
+    const [loss, scores, prob, featureGrad] = (await Promise.all([out.loss.data(), out.scores.data(), probT.data(), out.featureGrad.data()])) as Float32Array[];
     if (this.options.keepGradients) {
       this.lastAggregatorGrads = new Map();
-      for (const [name, g] of aggGrads) this.lastAggregatorGrads.set(name, (await g.data()) as Float32Array);
+      for (const [name, g] of out.grads) this.lastAggregatorGrads.set(name, (await g.data()) as Float32Array);
     }
     const t0 = performance.now();
-    this.aggOpt.apply(aggGrads, hyper);
+    this.aggOpt.apply(out.grads, hyper);
     const optimizerMs = performance.now() - t0;
-    tf.dispose([value, h, scoresT!, logitsT!, probT, ...masks, ...Object.values(grads)]);
-    return { loss, prob, scores, featureGrad, optimizerMs };
+    tf.dispose([h, probT, ...masks, out.loss, out.logits, out.scores, out.featureGrad, ...out.grads.values()]);
+    return { loss: loss[0], prob: prob[1], scores, featureGrad, optimizerMs };
   }
 
   /** Slide-level predictions on the validation split (no augmentation, no dropout). */

@@ -7,3 +7,6 @@ import * as tf from '@tensorflow/tfjs';
 export { tf };
 export type Tensor = tf.Tensor;
 export type Variable = tf.Variable;
+
+// Quiet tfjs's console advice (e.g. "install tfjs-node", which cannot install here).
+tf.env().set('PROD', true);

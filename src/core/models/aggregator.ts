@@ -3,7 +3,7 @@
 //   a = tanh(Wa h2) * sigmoid(Wb h2) (512 -> D), s = Wc a (D -> 1), A = softmax_K(s),
 //   M = A^T h2 (512), logits = Wcls M (512 -> 2). Xavier-normal weights, zero biases.
 import { tf, type Tensor } from '../tf.ts';
-import type { ParamSpec, Params } from '../params.ts';
+import { variableFrom, type ParamSpec, type Params } from '../params.ts';
 import { hash32, Stream } from '../rng.ts';
 
 export const HIDDEN = 512;
@@ -70,4 +70,38 @@ export function weightedCrossEntropy(logits: Tensor, label: 0 | 1, positiveWeigh
   const logp = tf.logSoftmax(logits).reshape([-1]); // [2]
   const w = label === 1 ? positiveWeight : 1 - positiveWeight;
   return logp.gather([label]).sum().mul(-2 * w); // x2 so that equal weights (0.5) give plain CE
+}
+
+export interface AggregatorGradients {
+  loss: Tensor; // scalar
+  logits: Tensor; // [1, 2]
+  scores: Tensor; // [K]
+  /** dL/dp per aggregator parameter name. */
+  grads: Map<string, Tensor>;
+  /** [K, D] dL/dFeatures: what the main context scatters back to the ranks. */
+  featureGrad: Tensor;
+}
+
+/** Forward, loss and backward of the aggregator on gathered features [K, D]. The caller disposes the result. */
+export function aggregatorGradients(
+  p: Params, specs: readonly ParamSpec[], features: Tensor, label: 0 | 1, positiveWeight: number, masks: [Tensor, Tensor] | null,
+): AggregatorGradients {
+  const h = variableFrom(features.clone(), true, 'features');
+  let scores: Tensor | null = null;
+  let logits: Tensor | null = null;
+  const vars = [...specs.map((s) => p.get(s.name)!), h];
+  const { value, grads } = tf.variableGrads(() => {
+    const out = aggregatorForward(p, h, masks);
+    scores = tf.keep(out.scores);
+    logits = tf.keep(out.logits);
+    return weightedCrossEntropy(out.logits, label, positiveWeight) as tf.Scalar;
+  }, vars);
+  h.dispose();
+  return {
+    loss: value,
+    logits: logits!,
+    scores: scores!,
+    grads: new Map(specs.map((s) => [s.name, grads[p.get(s.name)!.name]])),
+    featureGrad: grads[h.name],
+  };
 }

@@ -1,0 +1,77 @@
+// npm run equivalence -- --ranks 1,2,4 --steps 5 [--json] [--backend cpu|webgpu] [--transport in-process|worker]
+// Trains the same model with N ranks (gather/scatter/pseudo-loss) and with the single-graph
+// reference from the same seed, and prints the paper's gradient-equivalence figures. Exits 1 if
+// any figure exceeds its tolerance.
+import { parseArgs } from 'node:util';
+import { tf } from '../src/core/tf.ts';
+import { ConfigError, parseConfig } from '../src/core/config.ts';
+import { runEquivalence, TOLERANCE, type EquivalenceRow } from '../src/core/equivalence.ts';
+import { syntheticSlides, SyntheticTiles } from '../src/core/tiles.ts';
+import { setupNodeBackend } from '../src/runtime/node.ts';
+import { inProcessRanks } from '../src/transport/in-process.ts';
+import { nodeWorkerRanks } from '../src/transport/node-worker.ts';
+
+const { values } = parseArgs({
+  options: {
+    ranks: { type: 'string', default: '1,2,4' },
+    steps: { type: 'string', default: '5' },
+    json: { type: 'boolean', default: false },
+    backend: { type: 'string', default: 'cpu' },
+    transport: { type: 'string', default: 'worker' },
+    tiles: { type: 'string', default: '10' },
+    'tile-size': { type: 'string', default: '16' },
+    'micro-batch': { type: 'string', default: '2' },
+    encoder: { type: 'string', default: 'tiny-cnn' },
+    seed: { type: 'string', default: '7' },
+  },
+});
+
+function fail(message: string): never {
+  console.error(`equivalence: ${message}`);
+  process.exit(2);
+}
+
+const rankCounts = values.ranks.split(',').map(Number);
+if (rankCounts.some((n) => !Number.isInteger(n) || n < 1)) fail(`--ranks must be a comma-separated list of positive integers, got '${values.ranks}'`);
+if (!['cpu', 'webgpu'].includes(values.backend)) fail(`--backend must be cpu or webgpu, got '${values.backend}'`);
+if (!['in-process', 'worker'].includes(values.transport)) fail(`--transport must be in-process or worker, got '${values.transport}'`);
+
+const rows: EquivalenceRow[] = [];
+const t0 = performance.now();
+const main = await setupNodeBackend(values.backend as 'cpu' | 'webgpu').catch((e: Error) => fail(e.message));
+for (const ranks of rankCounts) {
+  let cfg;
+  try {
+    cfg = parseConfig({
+      seed: values.seed, ranks, tiles: values.tiles, tileSize: values['tile-size'], microBatch: values['micro-batch'],
+      backend: values.backend, epochs: 2, encoder: { kind: values.encoder, width: 4 }, optimizer: { lr: 1e-3 },
+    });
+  } catch (e) {
+    fail(e instanceof ConfigError ? e.message : String(e));
+  }
+  const slides = syntheticSlides(Math.max(4, values.steps ? Number(values.steps) : 4), cfg.seed, 2 * cfg.tiles);
+  const workers = values.transport === 'worker' ? nodeWorkerRanks(ranks) : inProcessRanks(ranks);
+  try {
+    await runEquivalence({
+      cfg, slides, ranks: workers, steps: Number(values.steps),
+      tileSpec: { kind: 'synthetic', seed: cfg.seed, slides }, referenceTiles: new SyntheticTiles(cfg.seed, slides),
+      onRow: (row) => {
+        rows.push(row);
+        if (!values.json) {
+          const worst = Math.max(...Object.values(row.param), ...Object.values(row.grad));
+          console.log(`N=${row.ranks} step ${row.step}: loss ref ${row.lossReference.toFixed(6)} ranks ${row.lossRanks.toFixed(6)} |diff| ${row.lossDiff.toExponential(2)}  worst normalized L1 ${worst.toExponential(2)}  ${row.pass ? 'ok' : 'FAIL'}`);
+        }
+      },
+    });
+  } finally {
+    for (const w of workers) (w as { terminate?: () => void }).terminate?.();
+  }
+}
+const pass = rows.every((r) => r.pass);
+const doc = {
+  pass, tolerance: TOLERANCE, backend: main.backend, adapter: main.adapter, transport: values.transport,
+  tfjs: tf.version.tfjs, seconds: (performance.now() - t0) / 1000, rows,
+};
+if (values.json) console.log(JSON.stringify(doc, null, 2));
+else console.log(pass ? `all ${rows.length} rows within tolerance (loss ${TOLERANCE.loss}, normalized L1 ${TOLERANCE.grad})` : 'SOME ROWS EXCEED TOLERANCE');
+process.exit(pass ? 0 : 1);

@@ -1,0 +1,235 @@
+// Generates the slide test fixtures into .fixtures/slide/ (git-ignored), once per FIXTURE_VERSION:
+// a libvips pyramid, Aperio-like SVS files (RGB and YCbCr JPEG tiles with shared JPEGTables),
+// an OME-TIFF with SubIFD levels, BigTIFF, a sparse BigTIFF with tiles past 4 GiB, big-endian
+// files, LZW/Deflate/ZSTD/PackBits/uncompressed and strip images, missing tiles, and broken files.
+// Usage: npx tsx scripts/make-fixtures.ts [--force]. Tests call ensureFixtures().
+import { deflateSync } from 'node:zlib';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { encodeJpeg, splitJpegTables, type JpegOptions } from '../src/slide/testing/jpeg-encode.ts';
+import { paintScene, randomBlob, rng, downsampleRgb, cutTiles, type Texture } from '../src/slide/testing/scene.ts';
+import { basicTags, layoutTiff, tiffBytes, T, type TiffImageSpec, type TiffLayout } from '../src/slide/testing/tiff-writer.ts';
+
+export const FIXTURE_VERSION = 6;
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const FIXTURE_DIR = join(ROOT, '.fixtures', 'slide');
+export const TEXTURE_PATH = join(ROOT, 'public', 'textures', 'ihc.png');
+
+export async function loadTexture(path = TEXTURE_PATH): Promise<Texture> {
+  const { data, info } = await sharp(path).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data: new Uint8Array(data) };
+}
+
+/** The reference scene behind most fixtures: RGB [h, w, 3]. */
+export function scene(texture: Texture, width: number, height: number, seed: number): Uint8Array {
+  const random = rng(seed);
+  const blobs = [randomBlob(random, width * 0.38, height * 0.5, Math.min(width, height) * 0.3), randomBlob(random, width * 0.72, height * 0.45, Math.min(width, height) * 0.22)];
+  return paintScene(width, height, blobs, texture);
+}
+
+function jpegLevel(rgb: Uint8Array, w: number, h: number, tile: number, opts: JpegOptions): { tables: Uint8Array; blocks: Uint8Array[] } {
+  let tables: Uint8Array = new Uint8Array(0);
+  const blocks = cutTiles(rgb, w, h, tile, tile).map((t) => {
+    const split = splitJpegTables(encodeJpeg(t, tile, tile, opts));
+    tables = split.tables;
+    return split.tile;
+  });
+  return { tables, blocks };
+}
+
+const APERIO = (w: number, h: number, tile: number, kind: string, mpp: number) =>
+  `Aperio Image Library v12.0.15 \r\n${w}x${h} [0,0 ${w}x${h}] (${tile}x${tile}) ${kind} Q=90|AppMag = 20|StripeWidth = 2040|ScanScope ID = SS1234|MPP = ${mpp}`;
+
+/** An Aperio-like SVS: level 0, thumbnail (JPEG strips), level 1 (4x), label (raw), macro (JPEG). */
+function svs(base: Uint8Array, w: number, h: number, o: { tile: number; ycbcr: boolean; mpp: number }): TiffImageSpec[] {
+  const opts: JpegOptions = o.ycbcr ? { quality: 90, ycbcr: true, subsample: true, componentIds: [1, 2, 3] } : { quality: 90, ycbcr: false, componentIds: [0, 1, 2] };
+  const photometric = o.ycbcr ? 6 : 2;
+  const kind = o.ycbcr ? 'JPEG/YCC' : 'JPEG/RGB';
+  const level = (rgb: Uint8Array, lw: number, lh: number, description?: string): TiffImageSpec => {
+    const { tables, blocks } = jpegLevel(rgb, lw, lh, o.tile, opts);
+    return {
+      tiled: true, blocks,
+      tags: basicTags({ width: lw, height: lh, compression: 7, photometric, tileWidth: o.tile, tileHeight: o.tile, jpegTables: tables, description,
+        ycbcrSubsampling: o.ycbcr ? [2, 2] : undefined }),
+    };
+  };
+  const l1 = downsampleRgb(base, w, h, 4);
+  const thumb = downsampleRgb(base, w, h, 8);
+  const rows = 16;
+  const strips: Uint8Array[] = [];
+  for (let y = 0; y < thumb.height; y += rows) {
+    const n = Math.min(rows, thumb.height - y);
+    strips.push(encodeJpeg(thumb.data.subarray(y * thumb.width * 3, (y + n) * thumb.width * 3), thumb.width, n, { quality: 90, jfif: true }));
+  }
+  const label = new Uint8Array(120 * 90 * 3).map((_, i) => (i % 3 === 0 ? 200 : 40 + ((i >> 5) & 63)));
+  const macro = downsampleRgb(base, w, h, 3);
+  return [
+    level(base, w, h, APERIO(w, h, o.tile, kind, o.mpp)),
+    { tiled: false, blocks: strips, tags: basicTags({ width: thumb.width, height: thumb.height, compression: 7, photometric: 6, rowsPerStrip: rows,
+      description: `Aperio Image Library v12.0.15 \r\n${w}x${h} -> ${thumb.width}x${thumb.height} - |AppMag = 20|MPP = ${o.mpp}` }) },
+    level(l1.data, l1.width, l1.height, `Aperio Image Library v12.0.15 \r\n${w}x${h} -> ${l1.width}x${l1.height} - |AppMag = 20|MPP = ${o.mpp}`),
+    { tiled: false, blocks: [label], tags: basicTags({ width: 120, height: 90, compression: 1, photometric: 2, rowsPerStrip: 90, subfileType: 1,
+      description: 'Aperio Image Library v12.0.15\r\nlabel 120x90' }) },
+    { tiled: false, blocks: [encodeJpeg(macro.data, macro.width, macro.height, { quality: 90, jfif: true })],
+      tags: basicTags({ width: macro.width, height: macro.height, compression: 7, photometric: 6, rowsPerStrip: macro.height, subfileType: 9,
+        description: `Aperio Image Library v12.0.15\r\nmacro ${macro.width}x${macro.height}` }) },
+  ];
+}
+
+function omeXml(w: number, h: number, mpp: number): string {
+  return `<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Image ID="Image:0" Name="slide">` +
+    `<Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint8" SizeX="${w}" SizeY="${h}" SizeC="3" SizeZ="1" SizeT="1" ` +
+    `PhysicalSizeX="${mpp * 1000}" PhysicalSizeXUnit="nm" PhysicalSizeY="${mpp * 1000}" PhysicalSizeYUnit="nm" Interleaved="true">` +
+    `<Channel ID="Channel:0:0" SamplesPerPixel="3"/><TiffData IFD="0" PlaneCount="1"/></Pixels></Image></OME>`;
+}
+
+/** OME-TIFF: level 0 in IFD 0 with SubIFDs for 2x and 4x, Deflate + horizontal predictor. */
+function omeSubIfd(base: Uint8Array, w: number, h: number): TiffImageSpec[] {
+  const tile = 128;
+  const deflated = (rgb: Uint8Array, lw: number, lh: number, description?: string): TiffImageSpec => {
+    const blocks = cutTiles(rgb, lw, lh, tile, tile).map((t) => {
+      const p = new Uint8Array(t.length); // horizontal differencing per row (TIFF predictor 2)
+      for (let i = 0; i < t.length; i++) p[i] = i % (tile * 3) < 3 ? t[i] : (t[i] - t[i - 3]) & 255;
+      return new Uint8Array(deflateSync(p));
+    });
+    const tags = basicTags({ width: lw, height: lh, compression: 8, photometric: 2, tileWidth: tile, tileHeight: tile, description });
+    tags.push({ tag: 317, type: T.SHORT, value: [2] });
+    return { tiled: true, blocks, tags };
+  };
+  const l1 = downsampleRgb(base, w, h, 2);
+  const l2 = downsampleRgb(base, w, h, 4);
+  const top = deflated(base, w, h, omeXml(w, h, 0.25));
+  top.subIfds = [deflated(l1.data, l1.width, l1.height), deflated(l2.data, l2.width, l2.height)];
+  for (const s of top.subIfds) s.tags.push({ tag: 254, type: T.LONG, value: [1] });
+  return [top];
+}
+
+/** A ZSTD frame holding `data` in raw (stored) blocks: single segment, 4-byte content size. */
+export function zstdRawFrame(data: Uint8Array): Uint8Array {
+  const blocks = Math.max(1, Math.ceil(data.length / 131072));
+  const out = new Uint8Array(4 + 1 + 4 + blocks * 3 + data.length);
+  const v = new DataView(out.buffer);
+  v.setUint32(0, 0xfd2fb528, true);
+  out[4] = 0xa0; // FCS 4 bytes, single segment
+  v.setUint32(5, data.length, true);
+  let p = 9;
+  for (let b = 0; b < blocks; b++) {
+    const chunk = data.subarray(b * 131072, (b + 1) * 131072);
+    const header = (chunk.length << 3) | (b === blocks - 1 ? 1 : 0); // raw block
+    out[p] = header & 255; out[p + 1] = (header >> 8) & 255; out[p + 2] = (header >> 16) & 255;
+    out.set(chunk, p + 3);
+    p += 3 + chunk.length;
+  }
+  return out;
+}
+
+function rawTiled(rgb: Uint8Array, w: number, h: number, tile: number): TiffImageSpec {
+  return { tiled: true, blocks: cutTiles(rgb, w, h, tile, tile), tags: basicTags({ width: w, height: h, compression: 1, photometric: 2, tileWidth: tile, tileHeight: tile }) };
+}
+
+function writeLayout(path: string, layout: TiffLayout): void {
+  const fd = openSync(path, 'w');
+  try {
+    for (const { offset, bytes } of layout.pieces) writeSync(fd, bytes, 0, bytes.length, offset);
+    ftruncateSync(fd, layout.size);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes every fixture into `dir`. Returns the file names. */
+export async function makeFixtures(dir: string): Promise<string[]> {
+  mkdirSync(dir, { recursive: true });
+  const texture = await loadTexture();
+  const W = 960, H = 720;
+  const base = scene(texture, W, H, 11);
+  const files: string[] = [];
+  const put = (name: string, bytes: Uint8Array) => { writeFileSync(join(dir, name), bytes); files.push(name); };
+  const raw = { raw: { width: W, height: H, channels: 3 as const } };
+  writeFileSync(join(dir, 'scene.rgb'), base);
+  // libvips pyramids (sharp): JPEG YCbCr tiles, 0.5 µm/px in the resolution tags.
+  await sharp(base, raw).tiff({ tile: true, pyramid: true, compression: 'jpeg', quality: 85, tileWidth: 256, tileHeight: 256, xres: 2000, yres: 2000, resolutionUnit: 'cm' }).toFile(join(dir, 'vips-pyramid.tiff'));
+  await sharp(base, raw).tiff({ tile: true, pyramid: true, compression: 'jpeg', quality: 90, tileWidth: 256, tileHeight: 256, bigtiff: true, xres: 2000, yres: 2000 }).toFile(join(dir, 'bigtiff.tiff'));
+  for (const c of ['lzw', 'deflate', 'packbits', 'none'] as const) {
+    await sharp(base, raw).tiff({ tile: true, compression: c, tileWidth: 128, tileHeight: 128, predictor: c === 'lzw' || c === 'deflate' ? 'horizontal' : 'none' }).toFile(join(dir, `tiled-${c}.tiff`));
+  }
+  await sharp(base, raw).tiff({ compression: 'lzw' }).toFile(join(dir, 'strips-lzw.tiff'));
+  files.push('vips-pyramid.tiff', 'bigtiff.tiff', 'tiled-lzw.tiff', 'tiled-deflate.tiff', 'tiled-packbits.tiff', 'tiled-none.tiff', 'strips-lzw.tiff');
+  // ZSTD: this sharp build has no ZSTD writer and Node 20 no zstd; frames of raw blocks are valid ZSTD.
+  put('tiled-zstd.tiff', tiffBytes(layoutTiff([{ tiled: true, blocks: cutTiles(base, W, H, 128, 128).map(zstdRawFrame),
+    tags: basicTags({ width: W, height: H, compression: 50000, photometric: 2, tileWidth: 128 }) }])));
+  put('svs-rgb.svs', tiffBytes(layoutTiff(svs(base, W, H, { tile: 240, ycbcr: false, mpp: 0.499 }))));
+  put('svs-ycbcr.svs', tiffBytes(layoutTiff(svs(base, W, H, { tile: 256, ycbcr: true, mpp: 0.2627 }))));
+  put('ome-subifd.ome.tiff', tiffBytes(layoutTiff(omeSubIfd(base, W, H))));
+  // Big-endian: many 16 px tiles, so the offset tables lie outside the IFD's first slice.
+  const small = downsampleRgb(base, W, H, 2);
+  put('bigendian.tiff', tiffBytes(layoutTiff([rawTiled(small.data, small.width, small.height, 16)], { littleEndian: false })));
+  const beJpeg = jpegLevel(small.data, small.width, small.height, 16, { quality: 90, ycbcr: true });
+  put('bigendian-bigtiff.tiff', tiffBytes(layoutTiff([{ tiled: true, blocks: beJpeg.blocks, tags: basicTags({ width: small.width, height: small.height, compression: 7, photometric: 6, tileWidth: 16, jpegTables: beJpeg.tables }) }], { littleEndian: false, bigTiff: true })));
+  // Sparse BigTIFF: the tile data starts past 4 GiB (the file occupies a few kB on disk).
+  const sparse = jpegLevel(base, W, H, 256, { quality: 90, ycbcr: false, componentIds: [0, 1, 2] });
+  writeLayout(join(dir, 'sparse-4g.tiff'), layoutTiff([{ tiled: true, blocks: sparse.blocks, tags: basicTags({ width: W, height: H, compression: 7, photometric: 2, tileWidth: 256, jpegTables: sparse.tables }) }], { bigTiff: true, dataOffset: 2 ** 32 + 4096 }));
+  files.push('sparse-4g.tiff');
+  // Missing tiles: every third tile zero-length.
+  const holes = jpegLevel(base, W, H, 240, { quality: 90, ycbcr: false, componentIds: [0, 1, 2] });
+  put('missing-tiles.svs', tiffBytes(layoutTiff([{ tiled: true, blocks: holes.blocks.map((b, i) => (i % 3 === 1 ? new Uint8Array(0) : b)),
+    tags: basicTags({ width: W, height: H, compression: 7, photometric: 2, tileWidth: 240, jpegTables: holes.tables, description: APERIO(W, H, 240, 'JPEG/RGB', 0.5) }) }])));
+  // Broken files.
+  const pyramid = readFileSync(join(dir, 'vips-pyramid.tiff'));
+  put('truncated.tiff', pyramid.subarray(0, Math.floor(pyramid.length * 0.6)));
+  const svsBytes = readFileSync(join(dir, 'svs-rgb.svs'));
+  put('truncated-data.svs', svsBytes.subarray(0, Math.floor(svsBytes.length * 0.6))); // IFDs intact, tiles cut
+  const badTile = tiffBytes(layoutTiff([{ tiled: true, blocks: holes.blocks.map((b) => b.map((v, i) => (i > 200 ? (v * 7 + i) & 255 : v))),
+    tags: basicTags({ width: W, height: H, compression: 7, photometric: 2, tileWidth: 240, jpegTables: holes.tables }) }]));
+  put('corrupt-tile.tiff', badTile);
+  const loop = tiffBytes(layoutTiff([rawTiled(small.data, small.width, small.height, 64), rawTiled(small.data, small.width, small.height, 64)]));
+  const lv = new DataView(loop.buffer);
+  const ifd1 = lv.getUint32(4, true);
+  lv.setUint32(ifd1 + 2 + lv.getUint16(ifd1, true) * 12, ifd1, true); // the first IFD points back to itself
+  put('corrupt-loop.tiff', loop);
+  put('jp2k.svs', tiffBytes(layoutTiff([{ tiled: true, blocks: holes.blocks.map((b) => b.subarray(0, 64)),
+    tags: basicTags({ width: W, height: H, compression: 33003, photometric: 6, tileWidth: 240, description: APERIO(W, H, 240, 'J2K/YUV16', 0.5) }) }])));
+  const absurd = basicTags({ width: 2 ** 31, height: 2 ** 31, compression: 7, photometric: 2, tileWidth: 256 });
+  put('absurd.tiff', tiffBytes(layoutTiff([{ tiled: true, blocks: [new Uint8Array(16)], tags: absurd }])));
+  put('not-a-tiff.png', new Uint8Array(await sharp(small.data, { raw: { width: small.width, height: small.height, channels: 3 } }).png().toBuffer()));
+  put('empty.tiff', new Uint8Array(0));
+  return files;
+}
+
+/** Generates the fixtures once (cached by version; safe when test files race) and returns their folder. */
+export async function ensureFixtures(dir = FIXTURE_DIR, force = false): Promise<string> {
+  const stamp = join(dir, 'stamp.json');
+  const want = JSON.stringify({ version: FIXTURE_VERSION });
+  if (!force && existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return dir;
+  const lock = `${dir}.lock`;
+  mkdirSync(dirname(dir), { recursive: true });
+  for (let waited = 0; ; waited += 200) {
+    try {
+      closeSync(openSync(lock, 'wx'));
+      break;
+    } catch {
+      if (existsSync(stamp) && readFileSync(stamp, 'utf8') === want) return dir;
+      if (waited > 120_000 || (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 180_000)) rmSync(lock, { force: true });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    const tmp = `${dir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    await makeFixtures(tmp);
+    writeFileSync(join(tmp, 'stamp.json'), want);
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+    return dir;
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const t0 = performance.now();
+  const dir = await ensureFixtures(FIXTURE_DIR, process.argv.includes('--force'));
+  console.log(`fixtures in ${dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+}

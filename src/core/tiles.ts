@@ -3,6 +3,7 @@
 // decodes whole-slide TIFFs inside the rank's worker.
 import { hash32, Rng, Stream, stringKey } from './rng.ts';
 import type { SlideEntry } from './sampler.ts';
+import type { TileGrid } from '../slide/tiles.ts';
 
 export interface TileSource {
   /** [n, S, S, 3] RGB bytes of tiles `tileIndices` of slide `slideId`. */
@@ -10,15 +11,14 @@ export interface TileSource {
   dispose?(): void;
 }
 
-/** A slide the workers decode themselves: a URL (served file or blob: URL) and its tile grid. */
+/**
+ * A slide the rank workers decode themselves: a served URL, a Node path, or a File/Blob (which
+ * crosses to a worker without copying), and its tile grid. Engine tile index i is grid.tiles[i].
+ */
 export interface SlideTiles {
   id: string;
-  url: string;
-  /** Pyramid level to read and its downsample from level 0. */
-  level: number;
-  downsample: number;
-  /** [numTiles * 4] level-0 rectangles x, y, w, h, in tile-index order. */
-  rects: number[];
+  source: string | Blob;
+  grid: TileGrid;
 }
 
 export type TileSourceSpec =

@@ -5,6 +5,8 @@ import type { BackendInfo } from '../core/protocol.ts';
 import type { RankRuntime } from '../core/rank.ts';
 import { SyntheticTiles, type TileSource, type TileSourceSpec } from '../core/tiles.ts';
 import { useCpu, useWebGPU } from './webgpu.ts';
+import { SlideFileTiles } from './slide-tiles.ts';
+import { createNativeDecoder } from '../slide/decode-native.ts';
 
 export async function setupBrowserBackend(preference: Config['backend']): Promise<BackendInfo> {
   if (preference === 'cpu') return useCpu();
@@ -21,7 +23,7 @@ export async function setupBrowserBackend(preference: Config['backend']): Promis
 
 export function makeBrowserTileSource(spec: TileSourceSpec): TileSource {
   if (spec.kind === 'synthetic') return new SyntheticTiles(spec.seed, spec.slides, spec.lesionFraction);
-  throw new Error('slide files are not readable in this build yet');
+  return new SlideFileTiles(spec.slides, { decoder: createNativeDecoder() }); // the browser's JPEG decoder, JS fallback
 }
 
 export const browserRuntime: RankRuntime = { name: 'web-worker', setupBackend: setupBrowserBackend, makeTileSource: makeBrowserTileSource };

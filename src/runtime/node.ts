@@ -5,6 +5,8 @@ import { existsSync } from 'node:fs';
 import type { Config } from '../core/config.ts';
 import type { BackendInfo } from '../core/protocol.ts';
 import { useCpu, useWebGPU } from './webgpu.ts';
+import { SlideFileTiles } from './slide-tiles.ts';
+import { fromPath } from '../slide/node-open.ts';
 import type { RankRuntime } from '../core/rank.ts';
 import { SyntheticTiles, type TileSource, type TileSourceSpec } from '../core/tiles.ts';
 
@@ -20,6 +22,7 @@ export async function nodeGpu(): Promise<GPU | undefined> {
       // Without an explicit driver Dawn may pick none on a GPU-less machine; a real GPU host sets SLIDE_LAB_SWIFTSHADER=0.
       process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
     }
+    process.env.XDG_RUNTIME_DIR ??= '/tmp'; // quiets the Vulkan loader's warning on headless machines
     const { create, globals } = await import('webgpu');
     Object.assign(globalThis, globals);
     gpu = create([]) as unknown as GPU;
@@ -42,6 +45,6 @@ export const nodeRuntime: RankRuntime = {
   setupBackend: setupNodeBackend,
   makeTileSource: (spec: TileSourceSpec): TileSource => {
     if (spec.kind === 'synthetic') return new SyntheticTiles(spec.seed, spec.slides, spec.lesionFraction);
-    throw new Error('slide files are not readable in Node ranks yet');
+    return new SlideFileTiles(spec.slides, { openPath: (path, decoder) => fromPath(path, { decoder }) });
   },
 };

@@ -27,13 +27,16 @@ export interface EquivalenceRow {
   /** Normalised L1 difference of this step's gradients, per tracked layer. */
   grad: Record<string, number>;
   pass: boolean;
+  /** Wall time of the N-rank step and of the reference step, ms. */
+  stepMs: number;
+  referenceMs: number;
 }
 
 export function trackedLayers(cfg: Config): string[] {
   return [...trackedEncoderLayers(cfg.encoder), TRACKED_AGGREGATOR_LAYER];
 }
 
-export function rowPasses(row: Omit<EquivalenceRow, 'pass'>): boolean {
+export function rowPasses(row: Pick<EquivalenceRow, 'lossDiff' | 'param' | 'grad'>): boolean {
   return (
     row.lossDiff <= TOLERANCE.loss &&
     Object.values(row.param).every((v) => v <= TOLERANCE.param) &&
@@ -65,7 +68,9 @@ export async function runEquivalence(run: EquivalenceRun): Promise<EquivalenceRo
     for (let i = 0; i < run.steps; i++) {
       if (run.signal?.aborted) throw run.signal.reason;
       const report = await engine.trainStep(run.signal);
+      const t0 = performance.now();
       const ref = await reference.trainStep();
+      const referenceMs = performance.now() - t0;
       const encE = unpack(encSpecs, await engine.encoderWeights());
       const encR = unpack(encSpecs, await reference.encoderWeights());
       const aggE = unpack(engine.aggSpecs, await engine.aggregatorWeights());
@@ -79,7 +84,7 @@ export async function runEquivalence(run: EquivalenceRun): Promise<EquivalenceRo
         grad[layer] = normalizedL1(isAgg ? engine.lastAggregatorGrads!.get(layer)! : gradE.get(layer)!, ref.grads.get(layer)!);
       }
       const partial = { ranks: cfg.ranks, step: report.step, lossReference: ref.loss, lossRanks: report.loss, lossDiff: Math.abs(ref.loss - report.loss), param, grad };
-      const row = { ...partial, pass: rowPasses(partial) };
+      const row = { ...partial, pass: rowPasses(partial), stepMs: report.wallMs, referenceMs };
       rows.push(row);
       run.onRow?.(row);
     }

@@ -38,4 +38,15 @@ describe('engine in Chromium with Web Worker ranks on WebGPU', () => {
       expect(step.replicaDrift).toBeLessThanOrEqual(1e-6);
     }
   }, 600_000);
+
+  it('sums encoder gradients in shared memory between the workers (no main-context round trip)', async () => {
+    const result = await page.evaluate(() => (window as any).slideLabTest.run({ ranks: 2, steps: 2, backend: 'webgpu', reduction: 'shared' }));
+    expect(result.crossOriginIsolated).toBe(true);
+    for (const row of result.rows) expect(row.pass).toBe(true);
+    for (const step of result.steps) {
+      expect(step.reduction).toBe('shared');
+      expect(step.bytes.reduce).toBe(0);
+      for (const r of step.perRank) expect(r.ms.reduce).toBeGreaterThanOrEqual(0);
+    }
+  }, 600_000);
 });

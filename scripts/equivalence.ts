@@ -1,4 +1,4 @@
-// npm run equivalence -- --ranks 1,2,4 --steps 5 [--json] [--backend cpu|webgpu] [--transport in-process|worker]
+// npm run equivalence -- --ranks 1,2,4 --steps 5 [--json] [--backend cpu|webgpu] [--transport in-process|worker] [--reduction star|shared]
 // Trains the same model with N ranks (gather/scatter/pseudo-loss) and with the single-graph
 // reference from the same seed, and prints the paper's gradient-equivalence figures. Exits 1 if
 // any figure exceeds its tolerance.
@@ -18,6 +18,7 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
     backend: { type: 'string', default: 'cpu' },
     transport: { type: 'string', default: 'worker' },
+    reduction: { type: 'string', default: 'star' },
     tiles: { type: 'string', default: '10' },
     'tile-size': { type: 'string', default: '16' },
     'micro-batch': { type: 'string', default: '2' },
@@ -35,6 +36,8 @@ const rankCounts = values.ranks.split(',').map(Number);
 if (rankCounts.some((n) => !Number.isInteger(n) || n < 1)) fail(`--ranks must be a comma-separated list of positive integers, got '${values.ranks}'`);
 if (!['cpu', 'webgpu'].includes(values.backend)) fail(`--backend must be cpu or webgpu, got '${values.backend}'`);
 if (!['in-process', 'worker'].includes(values.transport)) fail(`--transport must be in-process or worker, got '${values.transport}'`);
+if (!['star', 'shared'].includes(values.reduction)) fail(`--reduction must be star or shared, got '${values.reduction}'`);
+if (values.reduction === 'shared' && values.transport !== 'worker') fail('--reduction shared needs --transport worker (ranks block on Atomics.wait)');
 
 const rows: EquivalenceRow[] = [];
 const t0 = performance.now();
@@ -55,6 +58,7 @@ for (const ranks of rankCounts) {
     await runEquivalence({
       cfg, slides, ranks: workers, steps: Number(values.steps),
       tileSpec: { kind: 'synthetic', seed: cfg.seed, slides }, referenceTiles: new SyntheticTiles(cfg.seed, slides),
+      engineOptions: { reduction: values.reduction as 'star' | 'shared' },
       onRow: (row) => {
         rows.push(row);
         if (!values.json) {
@@ -69,7 +73,7 @@ for (const ranks of rankCounts) {
 }
 const pass = rows.every((r) => r.pass);
 const doc = {
-  pass, tolerance: TOLERANCE, backend: main.backend, adapter: main.adapter, transport: values.transport,
+  pass, tolerance: TOLERANCE, backend: main.backend, adapter: main.adapter, transport: values.transport, reduction: values.reduction,
   tfjs: tf.version.tfjs, seconds: (performance.now() - t0) / 1000, rows,
 };
 if (values.json) console.log(JSON.stringify(doc, null, 2));

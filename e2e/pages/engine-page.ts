@@ -17,16 +17,17 @@ interface Result {
   crossOriginIsolated: boolean;
 }
 
-async function run(opts: { ranks: number; steps: number; backend: 'webgpu' | 'cpu' }): Promise<Result> {
+async function run(opts: { ranks: number; steps: number; backend: 'webgpu' | 'cpu'; reduction?: 'star' | 'shared' }): Promise<Result> {
   const main = await setupBrowserBackend(opts.backend);
   const cfg = parseConfig({ seed: 3, ranks: opts.ranks, tiles: 6, tileSize: 16, microBatch: 2, backend: opts.backend, encoder: { kind: 'tiny-cnn', width: 4 } });
   const slides = syntheticSlides(4, 3, 10);
   const spec = { kind: 'synthetic' as const, seed: 3, slides };
   const workers = webWorkerRanks(opts.ranks);
   try {
-    const rows = await runEquivalence({ cfg, slides, ranks: workers, tileSpec: spec, referenceTiles: new SyntheticTiles(3, slides), steps: opts.steps });
+    const engineOptions = { reduction: opts.reduction ?? 'star' } as const;
+    const rows = await runEquivalence({ cfg, slides, ranks: workers, tileSpec: spec, referenceTiles: new SyntheticTiles(3, slides), steps: opts.steps, engineOptions });
     // A plain engine run for per-rank adapter info and timings.
-    const engine = new Engine(cfg, slides, webWorkerRanks(opts.ranks));
+    const engine = new Engine(cfg, slides, webWorkerRanks(opts.ranks), engineOptions);
     const ranks = await engine.init(spec);
     const steps = [await engine.trainStep(), await engine.trainStep()];
     for (const r of engine.ranks) (r as unknown as { terminate(): void }).terminate();

@@ -118,7 +118,7 @@ describe('engine (in-process ranks, cpu backend)', () => {
 
 function bind(r: RankApi): RankApi {
   return {
-    init: (x) => r.init(x), encode: (x) => r.encode(x), backward: (x) => r.backward(x), apply: (x) => r.apply(x),
+    init: (x) => r.init(x), encode: (x) => r.encode(x), backward: (x) => r.backward(x), apply: (x) => r.apply(x), backwardApply: (x) => r.backwardApply(x),
     getWeights: () => r.getWeights(), setWeights: (w) => r.setWeights(w), memory: () => r.memory(), dispose: () => r.dispose(),
   };
 }

@@ -12,6 +12,9 @@ import type { EncodeResult, RankApi, RankInfo } from './protocol.ts';
 import type { TileSourceSpec } from './tiles.ts';
 import type { EvalReport, EvalSlide, Phase, PhaseEvent, RankStepReport, StepReport } from './report.ts';
 import { rocAuc } from './metrics.ts';
+import { encoderSpecs } from './models/encoder.ts';
+import { countParams } from './params.ts';
+import { createSharedReduce, sharedSum, type SharedReduceBuffers } from './shared-reduce.ts';
 
 export class ReplicaDriftError extends Error {
   constructor(step: number, drift: number) {
@@ -27,6 +30,11 @@ export interface EngineOptions {
   keepGradients?: boolean;
   /** Largest tolerated relative checksum difference between replicas. */
   driftTolerance?: number;
+  /**
+   * 'shared': ranks sum their gradients in a SharedArrayBuffer (worker ranks only: they block
+   * on Atomics.wait). 'star' (default): shares travel to the main context and the sum back.
+   */
+  reduction?: 'star' | 'shared';
 }
 
 function throwIfAborted(signal?: AbortSignal): void {
@@ -42,6 +50,7 @@ export class Engine {
   private agg: Params;
   private aggOpt: AdamW;
   private infos: RankInfo[] = [];
+  private shared?: SharedReduceBuffers;
   private stepIndex = 0;
   /** Frozen encoder: cached features per "slide:tile" (only without augmentation). */
   private featureCache = new Map<string, Float32Array>();
@@ -77,7 +86,11 @@ export class Engine {
   }
 
   async init(tiles: TileSourceSpec): Promise<RankInfo[]> {
-    this.infos = await Promise.all(this.ranks.map((r, rank) => r.init({ rank, ranks: this.ranks.length, config: this.cfg, tiles })));
+    if (this.options.reduction === 'shared' && !this.cfg.frozenEncoder) {
+      this.shared = createSharedReduce(this.ranks.length, countParams(encoderSpecs(this.cfg.encoder)));
+    }
+    const sharedReduce = this.shared;
+    this.infos = await Promise.all(this.ranks.map((r, rank) => r.init({ rank, ranks: this.ranks.length, config: this.cfg, tiles, sharedReduce })));
     return this.infos;
   }
 
@@ -147,43 +160,17 @@ export class Engine {
     if (!frozen) {
       throwIfAborted(signal);
       // Scatter dL/dFeatures rows to the ranks that own them; each recomputes and backprops.
-      const t0 = performance.now();
-      const backs = await Promise.all(
-        results.map((res) => {
-          const grad = new Float32Array(res.slots.length * d); // [k_r, D]
-          res.slots.forEach((slot, i) => grad.set(agg.featureGrad.subarray(slot * d, (slot + 1) * d), i * d));
-          return this.ranks[res.rank].backward({ grad });
-        }),
-      );
-      const slowest = Math.max(...backs.map((b) => b.ms.recompute));
-      main.scatter = Math.max(0, performance.now() - t0 - slowest);
+      const grads = results.map((res) => {
+        const grad = new Float32Array(res.slots.length * d); // [k_r, D]
+        res.slots.forEach((slot, i) => grad.set(agg.featureGrad.subarray(slot * d, (slot + 1) * d), i * d));
+        return grad;
+      });
       bytes.scatter = f32(k * d);
-      await this.options.onPhase?.({ step, phase: 'scatter', at: 'end', shape: featShape, bytes: bytes.scatter });
-      backs.forEach((b) => {
-        perRank[b.rank].ms.recompute = b.ms.recompute;
-      });
-      await this.options.onPhase?.({ step, phase: 'recompute', at: 'end' });
-
-      // Reduce: the full encoder gradient is the SUM of the ranks' shares (no 1/N: we sum ourselves).
-      const [summed, reduceMs] = await this.phase(step, 'reduce', async () => {
-        const sum = new Float32Array(backs[0].grads.length); // [P]
-        for (const b of backs.sort((a, c) => a.rank - c.rank)) for (let i = 0; i < sum.length; i++) sum[i] += b.grads[i];
-        return sum;
-      }, `[P=${backs[0].grads.length}] float32`, f32(backs[0].grads.length) * n * 2);
-      main.reduce = reduceMs;
-      bytes.reduce = f32(summed.length) * n * 2; // shares in, sum out
-      if (this.options.keepGradients) this.lastEncoderGrad = summed.slice();
-
-      // Every replica applies the identical update; replicas must stay identical.
-      const [applied, optMs] = await this.phase(step, 'optimizer', () =>
-        Promise.all(this.ranks.map((r, i) => r.apply({ grads: i === n - 1 ? summed : summed.slice(), lr: hyper.lr, weightDecay: hyper.weightDecay }))),
-      );
-      main.optimizer = optMs + agg.optimizerMs;
-      applied.forEach((a) => {
-        perRank[a.rank].ms.optimizer = a.ms.optimizer;
-        perRank[a.rank].numTensors = a.numTensors;
-        drift = Math.max(drift, checksumDrift(a.checksum, applied[0].checksum));
-      });
+      const checksums = this.shared
+        ? await this.backwardShared(step, results.map((r) => r.rank), grads, hyper, main, bytes, perRank, featShape)
+        : await this.backwardStar(step, results.map((r) => r.rank), grads, hyper, main, bytes, perRank, featShape);
+      main.optimizer = (main.optimizer ?? 0) + agg.optimizerMs;
+      for (const c of checksums) drift = Math.max(drift, checksumDrift(c, checksums[0]));
       if (drift > (this.options.driftTolerance ?? 1e-6)) throw new ReplicaDriftError(step, drift);
     } else {
       main.optimizer = agg.optimizerMs;
@@ -211,7 +198,58 @@ export class Engine {
       replicaDrift: drift,
       wallMs: performance.now() - wall0,
       frozenEncoder: frozen,
+      reduction: this.shared ? 'shared' : 'star',
     };
+  }
+
+  /** Star reduction: shares to the main context, the sum back to every replica. Returns checksums. */
+  private async backwardStar(step: number, ranks: number[], grads: Float32Array[], hyper: Hyper, main: Partial<Record<Phase, number>>, bytes: Partial<Record<Phase, number>>, perRank: RankStepReport[], featShape: string): Promise<Float64Array[]> {
+    const n = this.ranks.length;
+    const t0 = performance.now();
+    const backs = await Promise.all(ranks.map((r, i) => this.ranks[r].backward({ grad: grads[i] })));
+    main.scatter = Math.max(0, performance.now() - t0 - Math.max(...backs.map((b) => b.ms.recompute)));
+    await this.options.onPhase?.({ step, phase: 'scatter', at: 'end', shape: featShape, bytes: bytes.scatter });
+    backs.forEach((b) => (perRank[b.rank].ms.recompute = b.ms.recompute));
+    await this.options.onPhase?.({ step, phase: 'recompute', at: 'end' });
+
+    // Reduce: the full encoder gradient is the SUM of the ranks' shares (no 1/N: we sum ourselves).
+    const p = backs[0].grads.length;
+    const [summed, reduceMs] = await this.phase(step, 'reduce', async () => {
+      const sum = new Float32Array(p); // [P]
+      for (const b of [...backs].sort((a, c) => a.rank - c.rank)) for (let i = 0; i < p; i++) sum[i] += b.grads[i];
+      return sum;
+    }, `[P=${p}] float32 x ${n}`, f32(p) * n * 2);
+    main.reduce = reduceMs;
+    bytes.reduce = f32(p) * n * 2; // shares in, sum out
+    if (this.options.keepGradients) this.lastEncoderGrad = summed.slice();
+
+    // Every replica applies the identical update.
+    const [applied, optMs] = await this.phase(step, 'optimizer', () =>
+      Promise.all(this.ranks.map((r, i) => r.apply({ grads: i === n - 1 ? summed : summed.slice(), lr: hyper.lr, weightDecay: hyper.weightDecay }))),
+    );
+    main.optimizer = optMs;
+    applied.forEach((a) => {
+      perRank[a.rank].ms.optimizer = a.ms.optimizer;
+      perRank[a.rank].numTensors = a.numTensors;
+    });
+    return applied.map((a) => a.checksum);
+  }
+
+  /** Shared-memory reduction: ranks backprop, sum in a SharedArrayBuffer and update in one call. */
+  private async backwardShared(step: number, ranks: number[], grads: Float32Array[], hyper: Hyper, main: Partial<Record<Phase, number>>, bytes: Partial<Record<Phase, number>>, perRank: RankStepReport[], featShape: string): Promise<Float64Array[]> {
+    const t0 = performance.now();
+    const done = await Promise.all(ranks.map((r, i) => this.ranks[r].backwardApply({ grad: grads[i], lr: hyper.lr, weightDecay: hyper.weightDecay })));
+    const slowest = Math.max(...done.map((b) => b.ms.recompute + b.ms.reduce + b.ms.optimizer));
+    main.scatter = Math.max(0, performance.now() - t0 - slowest);
+    main.reduce = 0; // nothing crosses the main context; the ranks' own reduce times are in perRank
+    bytes.reduce = 0;
+    for (const phase of ['scatter', 'recompute', 'reduce', 'optimizer'] as const) await this.options.onPhase?.({ step, phase, at: 'end', ...(phase === 'scatter' ? { shape: featShape, bytes: bytes.scatter } : {}) });
+    done.forEach((b) => {
+      Object.assign(perRank[b.rank].ms, b.ms);
+      perRank[b.rank].numTensors = b.numTensors;
+    });
+    if (this.options.keepGradients) this.lastEncoderGrad = sharedSum(this.shared!).slice();
+    return done.map((b) => b.checksum);
   }
 
   private async gatherCached(step: number, plan: StepPlan, train: boolean, signal?: AbortSignal) {

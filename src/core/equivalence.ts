@@ -3,7 +3,7 @@
 // paper's figure: |loss difference| and normalised L1 differences of parameters and gradients
 // of the first encoder layer, a deep encoder layer and the aggregator's classifier.
 import type { Config } from './config.ts';
-import { Engine } from './engine.ts';
+import { Engine, type EngineOptions } from './engine.ts';
 import { encoderSpecs, trackedEncoderLayers } from './models/encoder.ts';
 import { TRACKED_AGGREGATOR_LAYER } from './models/aggregator.ts';
 import { unpack } from './params.ts';
@@ -54,11 +54,12 @@ export interface EquivalenceRun {
   steps: number;
   signal?: AbortSignal;
   onRow?: (row: EquivalenceRow) => void;
+  engineOptions?: EngineOptions;
 }
 
 export async function runEquivalence(run: EquivalenceRun): Promise<EquivalenceRow[]> {
   const { cfg } = run;
-  const engine = new Engine(cfg, run.slides, run.ranks, { keepGradients: true });
+  const engine = new Engine(cfg, run.slides, run.ranks, { ...run.engineOptions, keepGradients: true });
   const reference = new ReferenceTrainer(cfg, run.slides, run.referenceTiles);
   const encSpecs = encoderSpecs(cfg.encoder);
   const layers = trackedLayers(cfg);

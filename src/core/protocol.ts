@@ -3,6 +3,7 @@
 // Every Float32Array here is transferred, never copied, by the transports.
 import type { Config } from './config.ts';
 import type { TileSourceSpec } from './tiles.ts';
+import type { SharedReduceBuffers } from './shared-reduce.ts';
 
 export type BackendName = 'webgpu' | 'cpu';
 
@@ -26,6 +27,8 @@ export interface RankInit {
   ranks: number;
   config: Config;
   tiles: TileSourceSpec;
+  /** Shared-memory gradient reduction between the ranks (absent: the star reduction through the main context). */
+  sharedReduce?: SharedReduceBuffers;
 }
 
 export interface RankInfo extends BackendInfo {
@@ -83,12 +86,26 @@ export interface ApplyResult {
   numTensors: number;
 }
 
+/** Backward, shared-memory reduction and update in one call (no gradient crosses to the main context). */
+export interface BackwardApplyRequest extends BackwardRequest {
+  lr: number;
+  weightDecay: number;
+}
+
+export interface BackwardApplyResult {
+  rank: number;
+  checksum: Float64Array;
+  ms: { recompute: number; reduce: number; optimizer: number };
+  numTensors: number;
+}
+
 /** The API every rank implements, whatever carries it. All methods are async. */
 export interface RankApi {
   init(init: RankInit): Promise<RankInfo>;
   encode(req: EncodeRequest): Promise<EncodeResult>;
   backward(req: BackwardRequest): Promise<BackwardResult>;
   apply(req: ApplyRequest): Promise<ApplyResult>;
+  backwardApply(req: BackwardApplyRequest): Promise<BackwardApplyResult>;
   /** Packed encoder weights [P]. */
   getWeights(): Promise<Float32Array>;
   setWeights(weights: Float32Array): Promise<void>;

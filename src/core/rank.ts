@@ -7,7 +7,8 @@ import { checksum, countParams, createParams, disposeParams, packTensors, readPa
 import { AdamW } from './optim/adamw.ts';
 import { augmentFor, NO_AUGMENT, preprocessTile } from './augment.ts';
 import type { TileSource, TileSourceSpec } from './tiles.ts';
-import type { ApplyRequest, ApplyResult, BackendInfo, BackwardRequest, BackwardResult, EncodeRequest, EncodeResult, RankApi, RankInfo, RankInit } from './protocol.ts';
+import type { ApplyRequest, ApplyResult, BackendInfo, BackwardApplyRequest, BackwardApplyResult, BackwardRequest, BackwardResult, EncodeRequest, EncodeResult, RankApi, RankInfo, RankInit } from './protocol.ts';
+import { reduceShared, type SharedReduceBuffers } from './shared-reduce.ts';
 
 export interface RankRuntime {
   /** Selects the tfjs backend (own WebGPU adapter and device where possible). */
@@ -40,6 +41,7 @@ export class Rank implements RankApi {
   private tiles?: TileSource;
   /** [k_r, S, S, 3] preprocessed inputs of the current step, kept for the recompute. */
   private inputs: Float32Array | null = null;
+  private shared?: SharedReduceBuffers;
 
   constructor(private readonly runtime: RankRuntime) {}
 
@@ -52,6 +54,7 @@ export class Rank implements RankApi {
     this.params = createParams(this.specs, init.config.seed, !init.config.frozenEncoder);
     if (!init.config.frozenEncoder) this.optimizer = new AdamW(this.specs, this.params, init.config.optimizer);
     this.tiles = this.runtime.makeTileSource(init.tiles);
+    this.shared = init.sharedReduce;
     return { ...backend, rank: init.rank, params: countParams(this.specs), runtime: this.runtime.name };
   }
 
@@ -84,17 +87,23 @@ export class Rank implements RankApi {
    * sum(features * dL/dFeatures); its gradient is this rank's share of dL/dθ (a VJP).
    */
   async backward(req: BackwardRequest): Promise<BackwardResult> {
+    const t0 = performance.now();
+    const grads = await this.shareOfGradient(req.grad);
+    return { rank: this.rank, grads, ms: { recompute: performance.now() - t0 }, numTensors: tf.memory().numTensors };
+  }
+
+  /** [P] this rank's share of dL/dθ from dL/dFeatures [k_r, D] of its slots. */
+  private async shareOfGradient(grad: Float32Array): Promise<Float32Array> {
     if (!this.inputs) throw new Error(`rank ${this.rank}: backward without a training encode`);
     const { tileSize: s, microBatch: m } = this.cfg;
     const d = featureDim(this.cfg.encoder);
-    const n = req.grad.length / d;
-    const t0 = performance.now();
+    const n = grad.length / d;
     const vars = this.specs.map((sp) => this.params.get(sp.name)!);
     const acc = new Map<string, Tensor>(this.specs.map((sp) => [sp.name, tf.zeros(sp.shape)]));
     for (const { start, count } of microBatches(n, m)) {
       const x = batchTensor(this.inputs, start, count, m, s);
       const dyBuf = new Float32Array(m * d); // padded rows carry zero gradient
-      dyBuf.set(req.grad.subarray(start * d, (start + count) * d));
+      dyBuf.set(grad.subarray(start * d, (start + count) * d));
       const dy = tf.tensor2d(dyBuf, [m, d]);
       const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(encoderForward(this.params, this.cfg.encoder, x), dy)) as tf.Scalar, vars);
       for (const sp of this.specs) {
@@ -107,18 +116,36 @@ export class Rank implements RankApi {
     const grads = await packTensors(this.specs, acc);
     tf.dispose([...acc.values()]);
     this.inputs = null;
-    return { rank: this.rank, grads, ms: { recompute: performance.now() - t0 }, numTensors: tf.memory().numTensors };
+    return grads;
   }
 
   async apply(req: ApplyRequest): Promise<ApplyResult> {
-    if (!this.optimizer) throw new Error(`rank ${this.rank}: the encoder is frozen`);
     const t0 = performance.now();
-    const grads = new Map<string, Tensor>();
-    for (const [name, values] of unpack(this.specs, req.grads)) grads.set(name, tf.tensor(values, this.params.get(name)!.shape));
-    this.optimizer.apply(grads, { lr: req.lr * this.cfg.optimizer.encoderLrScale, weightDecay: req.weightDecay });
-    tf.dispose([...grads.values()]);
-    const sum = await checksum(this.specs, this.params);
+    const sum = await this.update(req.grads, req.lr, req.weightDecay);
     return { rank: this.rank, checksum: sum, ms: { optimizer: performance.now() - t0 }, numTensors: tf.memory().numTensors };
+  }
+
+  async backwardApply(req: BackwardApplyRequest): Promise<BackwardApplyResult> {
+    if (!this.shared) throw new Error(`rank ${this.rank}: no shared-memory reduction was set up at init`);
+    let t0 = performance.now();
+    const share = await this.shareOfGradient(req.grad);
+    const recompute = performance.now() - t0;
+    t0 = performance.now();
+    const summed = reduceShared(this.shared, this.rank, share);
+    const reduce = performance.now() - t0;
+    t0 = performance.now();
+    const sum = await this.update(summed, req.lr, req.weightDecay);
+    return { rank: this.rank, checksum: sum, ms: { recompute, reduce, optimizer: performance.now() - t0 }, numTensors: tf.memory().numTensors };
+  }
+
+  /** Applies the summed gradient [P]; returns the replica checksum. */
+  private async update(summed: Float32Array, lr: number, weightDecay: number): Promise<Float64Array> {
+    if (!this.optimizer) throw new Error(`rank ${this.rank}: the encoder is frozen`);
+    const grads = new Map<string, Tensor>();
+    for (const [name, values] of unpack(this.specs, summed)) grads.set(name, tf.tensor(values, this.params.get(name)!.shape));
+    this.optimizer.apply(grads, { lr: lr * this.cfg.optimizer.encoderLrScale, weightDecay });
+    tf.dispose([...grads.values()]);
+    return checksum(this.specs, this.params);
   }
 
   async getWeights(): Promise<Float32Array> {

@@ -42,6 +42,8 @@ export interface StepReport {
   replicaDrift: number;
   wallMs: number;
   frozenEncoder: boolean;
+  /** How encoder gradients were summed: through the main context, or in shared memory by the ranks. */
+  reduction: 'star' | 'shared';
 }
 
 export interface EvalSlide {

@@ -26,6 +26,21 @@ describe('ranks in Node worker_threads over comlink', () => {
     }
   });
 
+  it('sum gradients in shared memory bit-identically to the star reduction, and match the reference', async () => {
+    await tf.setBackend('cpu');
+    const cfg = parseConfig({ seed: 5, ranks: 3, tiles: 7, tileSize: 16, microBatch: 2, backend: 'cpu', encoder: { width: 4 } });
+    const run = (reduction: 'star' | 'shared') =>
+      runEquivalence({ cfg, slides, ranks: ranks(3), tileSpec: { kind: 'synthetic', seed: 5, slides }, referenceTiles: new SyntheticTiles(5, slides), steps: 2, engineOptions: { reduction } });
+    const shared = await run('shared');
+    const star = await run('star');
+    for (const [i, row] of shared.entries()) {
+      expect(row.pass).toBe(true);
+      expect(row.lossRanks).toBe(star[i].lossRanks);
+      expect(row.grad).toEqual(star[i].grad);
+      expect(row.param).toEqual(star[i].param);
+    }
+  });
+
   it('leave tensor counts unchanged across steps in every rank and in the main context', async () => {
     await tf.setBackend('cpu');
     const cfg = parseConfig({ seed: 5, ranks: 2, tiles: 6, tileSize: 16, microBatch: 4, backend: 'cpu', encoder: { width: 4 } });

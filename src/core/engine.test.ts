@@ -74,6 +74,7 @@ describe('engine (in-process ranks, cpu backend)', () => {
     expect(tf.memory().numTensors).toBe(before);
     expect(new Set(events.filter((e) => e.step === 1).map((e) => e.phase))).toEqual(new Set(['forward', 'gather', 'aggregator', 'scatter', 'recompute', 'reduce', 'optimizer']));
     expect(report.perRank.map((r) => r.tiles)).toEqual([3, 3]);
+    expect(report.perRank.map((r) => r.prefetched)).toEqual([true, true]); // decoded during step 0
     for (const r of report.perRank) for (const phase of ['decode', 'forward', 'recompute', 'optimizer'] as const) expect(r.ms[phase]).toBeGreaterThanOrEqual(0);
     expect(report.bytes.gather).toBeGreaterThanOrEqual(6 * report.d * 4);
     expect(report.bytes.scatter).toBe(6 * report.d * 4);
@@ -118,7 +119,7 @@ describe('engine (in-process ranks, cpu backend)', () => {
 
 function bind(r: RankApi): RankApi {
   return {
-    init: (x) => r.init(x), encode: (x) => r.encode(x), backward: (x) => r.backward(x), apply: (x) => r.apply(x), backwardApply: (x) => r.backwardApply(x),
+    init: (x) => r.init(x), encode: (x) => r.encode(x), prefetch: (x) => r.prefetch(x), backward: (x) => r.backward(x), apply: (x) => r.apply(x), backwardApply: (x) => r.backwardApply(x),
     getWeights: () => r.getWeights(), setWeights: (w) => r.setWeights(w), memory: () => r.memory(), dispose: () => r.dispose(),
   };
 }

@@ -35,6 +35,8 @@ export interface EngineOptions {
    * on Atomics.wait). 'star' (default): shares travel to the main context and the sum back.
    */
   reduction?: 'star' | 'shared';
+  /** Read the next step's tiles while this step computes (default true). */
+  prefetch?: boolean;
 }
 
 function throwIfAborted(signal?: AbortSignal): void {
@@ -149,13 +151,14 @@ export class Engine {
     await this.options.onPhase?.({ step, phase: 'forward', at: 'end' });
     await this.options.onPhase?.({ step, phase: 'gather', at: 'end', shape: featShape, bytes: f32(k * d) });
     main.gather = gatherMs;
+    if (this.options.prefetch !== false) this.prefetch(step + 1);
     bytes.gather = f32(k * d) + results.reduce((s, r) => s + r.slots.byteLength, 0);
 
     // Aggregator forward, loss, backward, update: all in the main context.
     const [agg, aggMs] = await this.phase(step, 'aggregator', async () => this.aggregatorStep(step, plan, features, hyper));
     main.aggregator = aggMs;
 
-    const perRank: RankStepReport[] = results.map((r) => ({ rank: r.rank, tiles: r.slots.length, ms: { ...r.ms }, numTensors: r.numTensors }));
+    const perRank: RankStepReport[] = results.map((r) => ({ rank: r.rank, tiles: r.slots.length, ms: { ...r.ms }, numTensors: r.numTensors, prefetched: r.prefetched }));
     let drift = 0;
     if (!frozen) {
       throwIfAborted(signal);
@@ -252,6 +255,17 @@ export class Engine {
     return done.map((b) => b.checksum);
   }
 
+  /** Asks every rank to start decoding its tiles of training step `step` (fire and forget). */
+  private prefetch(step: number): void {
+    if (step >= this.totalSteps || this.cfg.frozenEncoder) return;
+    const plan = this.sampler.plan(step);
+    const n = this.ranks.length;
+    this.ranks.forEach((r, rank) => {
+      const slots = rankSlots(plan.tileIndices.length, rank, n);
+      r.prefetch({ slideId: plan.slide.id, tileIndices: slots.map((s) => plan.tileIndices[s]) }).catch(() => undefined);
+    });
+  }
+
   private async gatherCached(step: number, plan: StepPlan, train: boolean, signal?: AbortSignal) {
     const cacheable = this.cfg.frozenEncoder && !this.cfg.augment.flip && !this.cfg.augment.rot90 && this.cfg.augment.blur === 0;
     if (!cacheable) return this.gather(step, plan.slide.id, plan.tileIndices, train, signal);
@@ -267,7 +281,7 @@ export class Engine {
     }
     const features = new Float32Array(plan.tileIndices.length * this.d);
     plan.tileIndices.forEach((t, slot) => features.set(this.featureCache.get(key(t))!, slot * this.d));
-    if (!results.length) results = this.ranks.map((_, rank) => ({ rank, slots: new Int32Array(0), features: new Float32Array(0), ms: { decode: 0, forward: 0 }, numTensors: 0 }));
+    if (!results.length) results = this.ranks.map((_, rank) => ({ rank, slots: new Int32Array(0), features: new Float32Array(0), ms: { decode: 0, forward: 0 }, numTensors: 0, prefetched: false }));
     return { features, results, gatherMs };
   }
 

@@ -21,7 +21,7 @@ async function equivalence(cfg: Config, wrap: (ranks: RankApi[]) => RankApi[] = 
 /** A rank that forwards every call to `r`, except those overridden. */
 function delegate(r: RankApi, over: Partial<RankApi>): RankApi {
   const base: RankApi = {
-    init: (x) => r.init(x), encode: (x) => r.encode(x), backward: (x) => r.backward(x), apply: (x) => r.apply(x), backwardApply: (x) => r.backwardApply(x),
+    init: (x) => r.init(x), encode: (x) => r.encode(x), prefetch: (x) => r.prefetch(x), backward: (x) => r.backward(x), apply: (x) => r.apply(x), backwardApply: (x) => r.backwardApply(x),
     getWeights: () => r.getWeights(), setWeights: (w) => r.setWeights(w), memory: () => r.memory(), dispose: () => r.dispose(),
   };
   return { ...base, ...over };

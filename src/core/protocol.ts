@@ -49,13 +49,22 @@ export interface EncodeRequest {
   train: boolean;
 }
 
+/** Tiles of a coming step to read and decode ahead, while the current step computes. */
+export interface PrefetchRequest {
+  slideId: string;
+  tileIndices: Int32Array;
+}
+
 export interface EncodeResult {
   rank: number;
   slots: Int32Array;
   /** [k_r, D] features, row i for slots[i]. */
   features: Float32Array;
+  /** decode: time this encode waited for tiles (0 when a prefetch had them ready). */
   ms: { decode: number; forward: number };
   numTensors: number;
+  /** Whether the tiles came from a prefetch. */
+  prefetched: boolean;
 }
 
 export interface BackwardRequest {
@@ -103,6 +112,8 @@ export interface BackwardApplyResult {
 export interface RankApi {
   init(init: RankInit): Promise<RankInfo>;
   encode(req: EncodeRequest): Promise<EncodeResult>;
+  /** Starts reading tiles for a later encode of the same slide and tiles; resolves at once. */
+  prefetch(req: PrefetchRequest): Promise<void>;
   backward(req: BackwardRequest): Promise<BackwardResult>;
   apply(req: ApplyRequest): Promise<ApplyResult>;
   backwardApply(req: BackwardApplyRequest): Promise<BackwardApplyResult>;

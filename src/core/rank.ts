@@ -7,7 +7,7 @@ import { checksum, countParams, createParams, disposeParams, packTensors, readPa
 import { AdamW } from './optim/adamw.ts';
 import { augmentFor, NO_AUGMENT, preprocessTile } from './augment.ts';
 import type { TileSource, TileSourceSpec } from './tiles.ts';
-import type { ApplyRequest, ApplyResult, BackendInfo, BackwardApplyRequest, BackwardApplyResult, BackwardRequest, BackwardResult, EncodeRequest, EncodeResult, RankApi, RankInfo, RankInit } from './protocol.ts';
+import type { PrefetchRequest, ApplyRequest, ApplyResult, BackendInfo, BackwardApplyRequest, BackwardApplyResult, BackwardRequest, BackwardResult, EncodeRequest, EncodeResult, RankApi, RankInfo, RankInit } from './protocol.ts';
 import { reduceShared, type SharedReduceBuffers } from './shared-reduce.ts';
 
 export interface RankRuntime {
@@ -32,6 +32,8 @@ function batchTensor(inputs: Float32Array, start: number, count: number, m: numb
   return tf.tensor4d(buf, [m, s, s, 3]);
 }
 
+const aheadKey = (r: { slideId: string; tileIndices: Int32Array }) => `${r.slideId}|${r.tileIndices.join(',')}`;
+
 export class Rank implements RankApi {
   private cfg!: Config;
   private rank = 0;
@@ -42,6 +44,8 @@ export class Rank implements RankApi {
   /** [k_r, S, S, 3] preprocessed inputs of the current step, kept for the recompute. */
   private inputs: Float32Array | null = null;
   private shared?: SharedReduceBuffers;
+  /** Tiles being read ahead: key "slide|i,j,..." -> [n, S, S, 3] RGB bytes. */
+  private ahead: { key: string; pixels: Promise<Uint8Array> } | null = null;
 
   constructor(private readonly runtime: RankRuntime) {}
 
@@ -63,7 +67,10 @@ export class Rank implements RankApi {
     const d = featureDim(this.cfg.encoder);
     const n = req.slots.length;
     let t0 = performance.now();
-    const pixels = await this.tiles!.read(req.slideId, req.tileIndices, s);
+    const key = aheadKey(req);
+    const prefetched = this.ahead?.key === key;
+    const pixels = await (prefetched ? this.ahead!.pixels : this.tiles!.read(req.slideId, req.tileIndices, s));
+    if (prefetched) this.ahead = null;
     const inputs = new Float32Array(n * s * s * 3);
     for (let i = 0; i < n; i++) {
       const aug = req.train ? augmentFor(this.cfg, req.step, req.slots[i]) : NO_AUGMENT;
@@ -79,7 +86,14 @@ export class Rank implements RankApi {
       features.set(data.subarray(0, count * d), start * d);
     }
     this.inputs = req.train ? inputs : null;
-    return { rank: this.rank, slots: req.slots, features, ms: { decode, forward: performance.now() - t0 }, numTensors: tf.memory().numTensors };
+    return { rank: this.rank, slots: req.slots, features, ms: { decode, forward: performance.now() - t0 }, numTensors: tf.memory().numTensors, prefetched };
+  }
+
+  async prefetch(req: PrefetchRequest): Promise<void> {
+    if (!req.tileIndices.length) return;
+    const pixels = this.tiles!.read(req.slideId, req.tileIndices, this.cfg.tileSize);
+    pixels.catch(() => undefined); // a failed read surfaces in the encode that uses it
+    this.ahead = { key: aheadKey(req), pixels };
   }
 
   /**
@@ -168,5 +182,6 @@ export class Rank implements RankApi {
     this.optimizer = undefined;
     this.tiles?.dispose?.();
     this.inputs = null;
+    this.ahead = null;
   }
 }

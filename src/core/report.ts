@@ -12,6 +12,8 @@ export interface RankStepReport {
   ms: Partial<Record<Phase, number>>;
   /** Live tfjs tensors in the rank after the step. */
   numTensors: number;
+  /** Tiles were decoded ahead, during the previous step (decode ms is then only the wait). */
+  prefetched: boolean;
 }
 
 export interface StepReport {

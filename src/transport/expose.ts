@@ -15,7 +15,7 @@ export function buffersOf(value: unknown): ArrayBuffer[] {
 /** Wraps each method so its result travels by transfer. */
 export function transferringApi(api: RankApi): RankApi {
   const wrapped = {} as Record<string, unknown>;
-  for (const key of ['init', 'encode', 'backward', 'apply', 'backwardApply', 'getWeights', 'setWeights', 'memory', 'dispose'] as const) {
+  for (const key of ['init', 'encode', 'prefetch', 'backward', 'apply', 'backwardApply', 'getWeights', 'setWeights', 'memory', 'dispose'] as const) {
     wrapped[key] = async (arg: never) => {
       const result = await (api[key] as (a: never) => Promise<unknown>).call(api, arg);
       return result && typeof result === 'object' ? Comlink.transfer(result, buffersOf(result)) : result;
@@ -38,6 +38,7 @@ export function remoteRank(remote: Comlink.Remote<RankApi>, terminate: () => voi
   return {
     init: send('init') as RankApi['init'],
     encode: send('encode') as RankApi['encode'],
+    prefetch: send('prefetch') as RankApi['prefetch'],
     backward: send('backward') as RankApi['backward'],
     apply: send('apply') as RankApi['apply'],
     backwardApply: send('backwardApply') as RankApi['backwardApply'],

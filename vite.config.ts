@@ -13,5 +13,6 @@ export default defineConfig({
   preview: { headers: isolation },
   worker: { format: 'es' },
   build: { target: 'es2022', chunkSizeWarningLimit: 4096 },
-  optimizeDeps: { exclude: ['webgpu'] },
+  // The JPEG 2000 codec loads lazily; listing it here spares the dev server a reload on first use.
+  optimizeDeps: { exclude: ['webgpu'], include: ['@cornerstonejs/codec-openjpeg/wasmjs'] },
 });

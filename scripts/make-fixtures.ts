@@ -1,18 +1,20 @@
 // Generates the slide test fixtures into .fixtures/slide/ (git-ignored), once per FIXTURE_VERSION:
 // a libvips pyramid, Aperio-like SVS files (RGB and YCbCr JPEG tiles with shared JPEGTables),
 // an OME-TIFF with SubIFD levels, BigTIFF, a sparse BigTIFF with tiles past 4 GiB, big-endian
-// files, LZW/Deflate/ZSTD/PackBits/uncompressed and strip images, missing tiles, and broken files.
+// files, LZW/Deflate/ZSTD/PackBits/uncompressed and strip images, missing tiles, Aperio JPEG 2000
+// (33005 RGB, 33003 YCbCr with and without the codestream's colour transform), and broken files.
 // Usage: npx tsx scripts/make-fixtures.ts [--force]. Tests call ensureFixtures().
 import { deflateSync } from 'node:zlib';
 import { existsSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
+import { encodeJ2kRgb, encodeJ2kYcbcrNoMct, rgbToYcbcr } from '../src/slide/testing/j2k-encode.ts';
 import { encodeJpeg, splitJpegTables, type JpegOptions } from '../src/slide/testing/jpeg-encode.ts';
 import { paintScene, randomBlob, rng, downsampleRgb, cutTiles, type Texture } from '../src/slide/testing/scene.ts';
 import { basicTags, layoutTiff, tiffBytes, T, type TiffImageSpec, type TiffLayout } from '../src/slide/testing/tiff-writer.ts';
 
-export const FIXTURE_VERSION = 6;
+export const FIXTURE_VERSION = 7;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const FIXTURE_DIR = join(ROOT, '.fixtures', 'slide');
 export const TEXTURE_PATH = join(ROOT, 'public', 'textures', 'ihc.png');
@@ -75,6 +77,31 @@ function svs(base: Uint8Array, w: number, h: number, o: { tile: number; ycbcr: b
     { tiled: false, blocks: [encodeJpeg(macro.data, macro.width, macro.height, { quality: 90, jfif: true })],
       tags: basicTags({ width: macro.width, height: macro.height, compression: 7, photometric: 6, rowsPerStrip: macro.height, subfileType: 9,
         description: `Aperio Image Library v12.0.15\r\nmacro ${macro.width}x${macro.height}` }) },
+  ];
+}
+
+/**
+ * An Aperio-like JPEG 2000 SVS: level 0 and level 1 (4x), `tile` px tiles. 'rgb': 33005, lossless
+ * with MCT; 'ycbcr': 33003, lossless YCbCr components without MCT (what Aperio writes);
+ * 'ycbcr-mct': 33003 whose codestreams use the (lossy, irreversible) MCT themselves.
+ */
+async function j2kSvs(base: Uint8Array, w: number, h: number, kind: 'rgb' | 'ycbcr' | 'ycbcr-mct', tile: number): Promise<TiffImageSpec[]> {
+  const compression = kind === 'rgb' ? 33005 : 33003;
+  const photometric = kind === 'rgb' ? 2 : 6;
+  const level = async (rgb: Uint8Array, lw: number, lh: number, description: string): Promise<TiffImageSpec> => {
+    const blocks: Uint8Array[] = [];
+    for (const t of cutTiles(rgb, lw, lh, tile, tile)) {
+      if (kind === 'rgb') blocks.push(await encodeJ2kRgb(t, tile, tile));
+      else if (kind === 'ycbcr-mct') blocks.push(await encodeJ2kRgb(t, tile, tile, { ratio: 12 }));
+      else blocks.push((await encodeJ2kYcbcrNoMct(rgbToYcbcr(t), tile, tile)).codestream);
+    }
+    return { tiled: true, blocks, tags: basicTags({ width: lw, height: lh, compression, photometric, tileWidth: tile, tileHeight: tile, description }) };
+  };
+  const l1 = downsampleRgb(base, w, h, 4);
+  const kindName = kind === 'rgb' ? 'J2K/KDU' : 'J2K/YUV16';
+  return [
+    await level(base, w, h, APERIO(w, h, tile, kindName, 0.499)),
+    await level(l1.data, l1.width, l1.height, `Aperio Image Library v12.0.15 \r\n${w}x${h} -> ${l1.width}x${l1.height} - |AppMag = 20|MPP = 0.499`),
   ];
 }
 
@@ -189,8 +216,15 @@ export async function makeFixtures(dir: string): Promise<string[]> {
   const ifd1 = lv.getUint32(4, true);
   lv.setUint32(ifd1 + 2 + lv.getUint16(ifd1, true) * 12, ifd1, true); // the first IFD points back to itself
   put('corrupt-loop.tiff', loop);
-  put('jp2k.svs', tiffBytes(layoutTiff([{ tiled: true, blocks: holes.blocks.map((b) => b.subarray(0, 64)),
+  // Aperio JPEG 2000 (decoded through OpenJPEG wasm); a 33003 tile that is not a codestream.
+  put('jp2k-rgb.svs', tiffBytes(layoutTiff(await j2kSvs(base, W, H, 'rgb', 240))));
+  put('jp2k-ycbcr.svs', tiffBytes(layoutTiff(await j2kSvs(base, W, H, 'ycbcr', 256))));
+  put('jp2k-ycbcr-mct.svs', tiffBytes(layoutTiff(await j2kSvs(base, W, H, 'ycbcr-mct', 240))));
+  put('jp2k-corrupt.svs', tiffBytes(layoutTiff([{ tiled: true, blocks: holes.blocks.map((b) => b.subarray(0, 64)),
     tags: basicTags({ width: W, height: H, compression: 33003, photometric: 6, tileWidth: 240, description: APERIO(W, H, 240, 'J2K/YUV16', 0.5) }) }])));
+  // A compression no decoder here handles (LERC).
+  put('lerc.tiff', tiffBytes(layoutTiff([{ tiled: true, blocks: holes.blocks.map((b) => b.subarray(0, 64)),
+    tags: basicTags({ width: W, height: H, compression: 34887, photometric: 2, tileWidth: 240 }) }])));
   const absurd = basicTags({ width: 2 ** 31, height: 2 ** 31, compression: 7, photometric: 2, tileWidth: 256 });
   put('absurd.tiff', tiffBytes(layoutTiff([{ tiled: true, blocks: [new Uint8Array(16)], tags: absurd }])));
   put('not-a-tiff.png', new Uint8Array(await sharp(small.data, { raw: { width: small.width, height: small.height, channels: 3 } }).png().toBuffer()));

@@ -50,13 +50,31 @@ describe('slide CLI', () => {
     await s.close();
   });
 
+  it('info and region on Aperio JPEG 2000 (33003 YCbCr, 33005 RGB)', async () => {
+    const png = join(out, 'j2k.png');
+    const [ycc, rgb] = await Promise.all([
+      run('info', `${dir}/jp2k-ycbcr.svs`, '--json'),
+      run('region', `${dir}/jp2k-rgb.svs`, '--level', '0', '--x', '200', '--y', '150', '--w', '300', '--h', '200', '--out', png),
+    ]);
+    expect(ycc.code).toBe(0);
+    const j = JSON.parse(ycc.stdout); // the codec's own messages stay off stdout
+    expect(j.levels[0]).toMatchObject({ compression: 'JPEG 2000 (33003)', photometric: 'YCbCr', tileWidth: 256 });
+    expect(j.tiles.tissueTiles).toBeGreaterThan(0);
+    expect(rgb.code).toBe(0);
+    const { data } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    const s = await fromPath(`${dir}/jp2k-rgb.svs`);
+    expect(Buffer.from((await s.readRegion(0, 200, 150, 300, 200)).data).equals(data)).toBe(true);
+    await s.close();
+  });
+
   const failures: [string, string[], RegExp][] = [
     ['missing file', ['info', 'nope.svs'], /^slide: nope\.svs: no such file$/],
     ['non-TIFF', ['info', 'not-a-tiff.png'], /not a TIFF file/],
     ['truncated IFDs', ['info', 'truncated.tiff'], /truncated/],
     ['truncated tile data', ['info', 'truncated-data.svs'], /truncated file: tile \d+ at bytes/],
     ['corrupt tile', ['info', 'corrupt-tile.tiff'], /corrupt tile data/],
-    ['JPEG 2000', ['info', 'jp2k.svs'], /unsupported compression JPEG 2000 \(33003\)/],
+    ['unsupported compression', ['info', 'lerc.tiff'], /unsupported compression LERC \(34887\)/],
+    ['corrupt JPEG 2000 tile', ['info', 'jp2k-corrupt.svs'], /corrupt tile data \(no JPEG 2000 codestream header\)/],
     ['absurd dimensions', ['info', 'absurd.tiff'], /absurd dimensions/],
     ['absurd region', ['region', 'svs-rgb.svs', '--x', '0', '--y', '0', '--w', '99999', '--h', '99999', '--out', '/dev/null'], /region 99999x99999/],
   ];

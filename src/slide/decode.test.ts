@@ -1,9 +1,11 @@
 // The native-decode JPEG rebuild, checked in Node with libjpeg-turbo (sharp, the decoder family
-// Chromium uses) against geotiff's JS decoder; and the JS decoder's throughput in Node.
+// Chromium uses) against geotiff's JS decoder; the JS decoder's throughput in Node; and the
+// JPEG 2000 colour rules (decode-j2k.ts) on the J2K fixtures.
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixtures } from '../../scripts/make-fixtures.ts';
 import { createJsDecoder, type RawTile } from './decode-js.ts';
+import { decodeJ2kTile, loadOpenJpeg, parseJ2kHeader } from './decode-j2k.ts';
 import { ADOBE_RGB, rebuildJpeg } from './decode-native.ts';
 import { fromPath } from './node-open.ts';
 
@@ -45,6 +47,36 @@ describe('JPEG rebuild for native decoders', () => {
     // Aperio-style ids 0,1,2 need the marker; libvips writes ids 'R','G','B', which decoders read as RGB anyway.
     if (file === 'svs-rgb.svs') expect(unmarked).toBeGreaterThan(10);
     if (file === 'bigtiff.tiff') expect(unmarked).toBe(0);
+  });
+});
+
+describe('JPEG 2000 tiles (Aperio 33003 / 33005)', () => {
+  it.each([
+    ['jp2k-rgb.svs', 33005, 1],
+    ['jp2k-ycbcr.svs', 33003, 0],
+    ['jp2k-ycbcr-mct.svs', 33003, 1],
+  ] as const)('%s: compression %i, codestream MCT %i', async (file, compression, mct) => {
+    const tiles = await rawTiles(file);
+    for (const t of tiles) {
+      expect(t.compression).toBe(compression);
+      const h = parseJ2kHeader(t.bytes);
+      expect(h?.mct).toBe(mct);
+      expect(h?.components).toEqual(Array(3).fill({ bits: 8, signed: false, dx: 1, dy: 1 }));
+    }
+  });
+
+  it('33003 without MCT is YCbCr: converted to RGB (the raw components are far off)', async () => {
+    const codec = await loadOpenJpeg();
+    const ycc = (await rawTiles('jp2k-ycbcr.svs'))[5];
+    const rgb = decodeJ2kTile(codec, ycc);
+    const s = await fromPath(`${dir}/jp2k-rgb.svs`);
+    const ref = await s.readRegion(0, 256, 256, 256, 256); // tile 5 of the 256 px grid, from the lossless RGB file
+    await s.close();
+    const converted = mad(rgb, ref.data);
+    const raw = mad(decodeJ2kTile(codec, { ...ycc, compression: 33005 }), ref.data); // same codestream taken as RGB
+    console.log(`33003 tile: MAD vs RGB ${converted.toFixed(3)} converted, ${raw.toFixed(1)} unconverted`);
+    expect(converted).toBeLessThan(0.2);
+    expect(raw).toBeGreaterThan(20);
   });
 });
 

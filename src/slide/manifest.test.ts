@@ -33,10 +33,10 @@ describe('opening a data set', () => {
   it('reports slides that fail to open by name and reason; the rest go on', async () => {
     const { rows } = parseManifest('slide,label,split,path\nA,1,train,a.svs\nB,0,train,b.svs\nC,0,val,c.svs\n');
     const report = await openDataset(rows, async (row) => {
-      if (row.slide === 'B') throw new SlideError(row.path!, 'unsupported compression JPEG 2000 (33003)', 'unsupported');
+      if (row.slide === 'B') throw new SlideError(row.path!, 'unsupported compression LERC (34887)', 'unsupported');
       return { name: row.path } as unknown as SlideSource;
     });
     expect(report.opened.map((o) => o.row.slide)).toEqual(['A', 'C']);
-    expect(report.failed).toEqual([{ slide: 'B', reason: 'unsupported compression JPEG 2000 (33003)' }]);
+    expect(report.failed).toEqual([{ slide: 'B', reason: 'unsupported compression LERC (34887)' }]);
   });
 });

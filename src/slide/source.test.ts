@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixtures } from '../../scripts/make-fixtures.ts';
+import { createJsDecoder } from './decode-js.ts';
 import { SlideError } from './errors.ts';
 import { fromPath } from './node-open.ts';
 import { fromBlob, fromUrl, type SlideSource } from './source.ts';
@@ -55,6 +56,10 @@ describe('formats: levels, resolution and pixels', () => {
     { file: 'tiled-zstd.tiff', levels: [960], mpp: null, compression: 50000, photometric: 2, ref: 'scene', tol: 0 },
     { file: 'strips-lzw.tiff', levels: [960], mpp: null, compression: 5, photometric: 2, ref: 'sharp', tol: 0 },
     { file: 'sparse-4g.tiff', levels: [960], mpp: null, compression: 7, photometric: 2, ref: 'scene', tol: 2 },
+    // Aperio JPEG 2000 through OpenJPEG wasm (this libvips has no JPEG 2000: the scene is the reference).
+    { file: 'jp2k-rgb.svs', levels: [960, 240], mpp: 0.499, compression: 33005, photometric: 2, ref: 'scene', tol: 0 },
+    { file: 'jp2k-ycbcr.svs', levels: [960, 240], mpp: 0.499, compression: 33003, photometric: 6, ref: 'scene', tol: 0.1 },
+    { file: 'jp2k-ycbcr-mct.svs', levels: [960, 240], mpp: 0.499, compression: 33003, photometric: 6, ref: 'scene', tol: 1 },
   ];
   for (const c of cases) {
     it(`${c.file}: level 0 matches ${c.ref === 'sharp' ? 'libvips' : 'the source scene'} (MAD <= ${c.tol})`, async () => {
@@ -156,7 +161,7 @@ describe('broken and unsupported files give one clear SlideError', () => {
     ['not-a-tiff.png', 'not-tiff', /not a TIFF/],
     ['truncated.tiff', 'truncated', /truncated/],
     ['corrupt-loop.tiff', 'corrupt', /IFD chain loops/],
-    ['jp2k.svs', 'unsupported', /^unsupported compression JPEG 2000 \(33003\)$/],
+    ['lerc.tiff', 'unsupported', /^unsupported compression LERC \(34887\)$/],
     ['absurd.tiff', 'absurd-dimensions', /absurd dimensions 2147483648x2147483648/],
   ];
   for (const [file, code, reason] of cases) {
@@ -168,6 +173,23 @@ describe('broken and unsupported files give one clear SlideError', () => {
       expect((e as SlideError).reason).toMatch(reason);
     });
   }
+  it('a JPEG 2000 tile that is not a codestream fails the read as corrupt', async () => {
+    await withSlide('jp2k-corrupt.svs', async (s) => {
+      await expect(s.readRegion(0, 0, 0, 240, 240)).rejects.toMatchObject({ code: 'corrupt', reason: 'corrupt tile data (no JPEG 2000 codestream header)' });
+    });
+  });
+  it('a JPEG 2000 codec that cannot load gives a clear unsupported error on the first such tile', async () => {
+    const decoder = createJsDecoder({ loadJ2k: () => Promise.reject(new Error('WebAssembly.instantiate(): no wasm here')) });
+    const s = await fromPath(`${dir}/jp2k-ycbcr.svs`, { decoder });
+    try {
+      const e = await s.readRegion(0, 0, 0, 100, 100).then(() => null, (err: unknown) => err);
+      expect(e).toBeInstanceOf(SlideError);
+      expect(e).toMatchObject({ code: 'unsupported', file: `${dir}/jp2k-ycbcr.svs`,
+        reason: 'unsupported compression JPEG 2000 (33003): the JPEG 2000 decoder could not be loaded (WebAssembly.instantiate(): no wasm here)' });
+    } finally {
+      await s.close();
+    }
+  });
   it('corrupt tile data fails the read, not silently', async () => {
     await withSlide('corrupt-tile.tiff', async (s) => {
       await expect(s.readRegion(0, 0, 0, 240, 240)).rejects.toMatchObject({ code: 'corrupt', reason: expect.stringMatching(/corrupt tile data/) });

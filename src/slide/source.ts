@@ -4,7 +4,7 @@
 import { GeoTIFF } from 'geotiff';
 import { blobByteSource, geotiffSource, UrlByteSource, type ByteSource, type UrlSourceOptions } from './byte-source.ts';
 import type { RawTile, TileDecoder } from './decode-js.ts';
-import { jsDecodable } from './decode-js.ts';
+import { isJ2k, jsDecodable } from './decode-js.ts';
 import { asSlideError, SlideError, throwIfAborted } from './errors.ts';
 import { classifyIfds, compressionName, photometricName, slideMpp, type AssociatedKind, type MppSource } from './metadata.ts';
 import { walkIfds, type IfdInfo } from './tiff-dir.ts';
@@ -78,6 +78,11 @@ function unsupportedReason(ifd: IfdInfo): string | null {
   if (!jsDecodable(ifd.compression)) return `unsupported compression ${compressionName(ifd.compression)}`;
   if (ifd.bitsPerSample.some((b) => b !== 8)) return `unsupported bit depth ${ifd.bitsPerSample.join('/')} (8 bits per sample only)`;
   if (![0, 1, 2, 6].includes(ifd.photometric)) return `unsupported photometric interpretation ${photometricName(ifd.photometric)}`;
+  if (isJ2k(ifd.compression)) {
+    // Aperio JPEG 2000: colour comes from the compression code and the codestream (decode-j2k.ts).
+    if (ifd.samplesPerPixel !== 3 && ifd.samplesPerPixel !== 1) return `unsupported JPEG 2000 image with ${ifd.samplesPerPixel} samples per pixel`;
+    return null;
+  }
   if (ifd.photometric === 6 && ifd.compression !== 7) return 'unsupported YCbCr image without JPEG compression';
   if (ifd.planarConfiguration !== 1 && ifd.samplesPerPixel > 1) return 'unsupported separate colour planes (PlanarConfiguration 2)';
   return null;

@@ -1,0 +1,71 @@
+// Slide Lab's own WebGPU training kernels for tfjs, swapped in and out of tfjs's kernel registry.
+// Call registerTrainingKernels() after tfjs's webgpu backend module has been imported (it
+// registers its stock kernels on import, which would overwrite ours). Kernels are looked up at
+// every op call, so switching between stock and ours takes effect on the next op.
+import { tf } from '../core/tf.ts';
+import { makeConv2DBackpropFilter } from './conv2d-backprop-filter.ts';
+
+export { getFilterPlanOptions, planFilterGradient, setFilterPlanOptions, type FilterPlanOptions, type FilterTiling } from './conv2d-backprop-filter.ts';
+
+export type TrainingKernelName = 'Conv2DBackpropFilter';
+export const TRAINING_KERNELS: readonly TrainingKernelName[] = ['Conv2DBackpropFilter'];
+
+const BACKEND = 'webgpu';
+/** The stock configs we replaced, to restore them. */
+const stock = new Map<TrainingKernelName, tf.KernelConfig>();
+
+/**
+ * The switch: ours unless SLIDE_LAB_KERNELS=stock in the environment (Node, inherited by
+ * worker_threads ranks) or `globalThis.SLIDE_LAB_KERNELS = 'stock'` (a page or worker).
+ */
+export function trainingKernelsWanted(): boolean {
+  const g = globalThis as { SLIDE_LAB_KERNELS?: string; process?: { env?: Record<string, string | undefined> } };
+  return (g.SLIDE_LAB_KERNELS ?? g.process?.env?.SLIDE_LAB_KERNELS ?? 'ours') !== 'stock';
+}
+
+/**
+ * Replaces tfjs's stock webgpu kernels with ours. `enabled: false` restores the stock ones (the
+ * benchmarks compare both). Returns the names of the kernels that are now ours.
+ */
+export function registerTrainingKernels(opts: { enabled?: boolean } = {}): TrainingKernelName[] {
+  const enabled = opts.enabled ?? trainingKernelsWanted();
+  if (!enabled) {
+    unregisterTrainingKernels();
+    return [];
+  }
+  for (const name of TRAINING_KERNELS) {
+    const current = tf.getKernel(name, BACKEND);
+    if (!current) throw new Error(`tfjs has no '${name}' kernel for '${BACKEND}': import @tensorflow/tfjs-backend-webgpu first`);
+    if (isOurs(current)) continue;
+    stock.set(name, current);
+    tf.unregisterKernel(name, BACKEND);
+    tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: tagged(makeConv2DBackpropFilter(current.kernelFunc)) });
+  }
+  return activeTrainingKernels();
+}
+
+/** Puts tfjs's stock kernels back. */
+export function unregisterTrainingKernels(): void {
+  for (const [name, config] of stock) {
+    tf.unregisterKernel(name, BACKEND);
+    tf.registerKernel(config);
+  }
+  stock.clear();
+}
+
+/** Which of our kernels are registered right now. */
+export function activeTrainingKernels(): TrainingKernelName[] {
+  return TRAINING_KERNELS.filter((name) => {
+    const k = tf.getKernel(name, BACKEND);
+    return k !== undefined && isOurs(k);
+  });
+}
+
+const OURS = Symbol.for('slide-lab.kernel');
+function tagged(f: tf.KernelFunc): tf.KernelFunc {
+  (f as unknown as Record<symbol, boolean>)[OURS] = true;
+  return f;
+}
+function isOurs(k: tf.KernelConfig): boolean {
+  return Boolean((k.kernelFunc as unknown as Record<symbol, boolean>)[OURS]);
+}

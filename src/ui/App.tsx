@@ -1,8 +1,88 @@
+// The lab: one page of panels over one LabSession. The URL hash holds the whole configuration;
+// opening a link (or a preset) applies it, and changes write it back.
+import { useEffect, useState } from 'react';
+import { useLab } from './store.ts';
+import { DataPanel } from './DataPanel.tsx';
+import { SetupPanel } from './SetupPanel.tsx';
+import { TrainPanel } from './TrainPanel.tsx';
+import { TimelinePanel } from './TimelinePanel.tsx';
+import { EquivalencePanel } from './EquivalencePanel.tsx';
+import { AttentionPanel } from './AttentionPanel.tsx';
+import { ExperimentsPanel } from './ExperimentsPanel.tsx';
+import { ResumeBanner } from './ResumeBanner.tsx';
+import { findPreset } from '../lab/presets.ts';
+
+const SECTIONS = ['data', 'setup', 'train', 'timeline', 'equivalence', 'attention', 'experiments'];
+
 export function App() {
+  const { lab, snap } = useLab();
+  const [viewing, setViewing] = useState<string | null>(null);
+  const [linkError, setLinkError] = useState<string | null>(null);
+
+  // Link -> session (hash changes from preset links, pasted URLs, back/forward).
+  useEffect(() => {
+    const onHash = () => {
+      if (location.hash === snap.hash) return;
+      try {
+        const before = lab.lab.data;
+        lab.applyHash(location.hash);
+        setLinkError(null);
+        if (lab.lab.data !== before || !lab.data) void lab.loadDefaultData();
+      } catch (e) {
+        setLinkError((e as Error).message);
+      }
+    };
+    addEventListener('hashchange', onHash);
+    return () => removeEventListener('hashchange', onHash);
+  }, [lab, snap.hash]);
+
+  // Session -> link.
+  useEffect(() => {
+    if (location.hash !== snap.hash) history.replaceState(null, '', snap.hash || location.pathname + location.search);
+  }, [snap.hash]);
+
+  useEffect(() => {
+    document.getElementById(snap.lab.panel)?.scrollIntoView();
+  }, [snap.lab.panel]);
+
+  const preset = lab.preset ? findPreset(lab.preset) : undefined;
   return (
-    <main>
-      <h1>Slide Lab</h1>
-      <p>End-to-end whole-slide training in the browser. The lab UI is being built.</p>
-    </main>
+    <div className="app">
+      <header>
+        <h1>Slide Lab</h1>
+        <p className="muted">Train a tile encoder and a slide aggregator end to end, across worker ranks on WebGPU, in this page.</p>
+        <nav>
+          {SECTIONS.map((s) => (
+            <a key={s} href={`#${s}`} onClick={(e) => { e.preventDefault(); document.getElementById(s)?.scrollIntoView({ behavior: 'smooth' }); }}>
+              {s}
+            </a>
+          ))}
+        </nav>
+        {preset && <p className="preset" data-testid="preset-title">Preset: <b>{preset.title}</b> — {preset.description}</p>}
+      </header>
+      {(snap.error || linkError) && (
+        <div className="lab-error" data-testid="lab-error" role="alert">
+          {linkError ? (
+            <>
+              <b>link:</b> {linkError}
+            </>
+          ) : (
+            <>
+              <b>{snap.error!.where}:</b> {snap.error!.message}
+            </>
+          )}{' '}
+          <button onClick={() => { setLinkError(null); lab.clearError(); }}>dismiss</button>
+        </div>
+      )}
+      <ResumeBanner />
+      <DataPanel onView={(id) => { setViewing(id); document.getElementById('attention')?.scrollIntoView(); }} />
+      <SetupPanel />
+      <TrainPanel />
+      <TimelinePanel />
+      <EquivalencePanel />
+      <AttentionPanel focus={viewing} />
+      <ExperimentsPanel />
+      <footer className="muted">Demo tissue texture: scikit-image IHC sample (BSD-3-Clause). See public/attribution.</footer>
+    </div>
   );
 }

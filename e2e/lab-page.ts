@@ -1,0 +1,91 @@
+// Helpers for the lab's browser tests: wait on the LabSession the page exposes as
+// window.slideLab, read its figures, and fail with what the page said.
+import type { Page } from 'playwright-core';
+
+/** Waits until `fn(window.slideLab)` is truthy; on timeout, reports the lab's state and error. */
+export async function waitLab(page: Page, fn: string, timeout = 120_000): Promise<void> {
+  try {
+    await page.waitForFunction(`(() => { const lab = window.slideLab; return Boolean(lab && (${fn})); })()`, null, { timeout, polling: 250 });
+  } catch (e) {
+    const info = await page.evaluate(() => {
+      const lab = (window as any).slideLab;
+      return lab ? { state: lab.state, error: lab.lastError, steps: lab.history.steps.length } : 'no lab';
+    }).catch(() => 'page gone');
+    throw new Error(`waiting for ${fn}: ${(e as Error).message.split('\n')[0]}; lab: ${JSON.stringify(info)}`);
+  }
+}
+
+export interface LabFigures {
+  state: string;
+  error: { where: string; message: string } | null;
+  losses: number[];
+  steps: number[];
+  slides: string[];
+  evals: { epoch: number; auc: number; slides: number }[];
+  ranks: { rank: number; backend: string; adapter: string | null; fallbackReason?: string }[];
+  tilesPerSec: number;
+  config: Record<string, unknown>;
+  hash: string;
+}
+
+export function figures(page: Page): Promise<LabFigures> {
+  return page.evaluate(() => {
+    const lab = (window as any).slideLab;
+    const m = lab.metricsJson();
+    return {
+      state: lab.state,
+      error: lab.lastError,
+      losses: lab.history.steps.map((s: any) => s.loss),
+      steps: lab.history.steps.map((s: any) => s.step),
+      slides: lab.history.steps.map((s: any) => s.slideId),
+      evals: lab.history.evals.map((e: any) => ({ epoch: e.epoch, auc: e.auc, slides: e.slides.length })),
+      ranks: lab.rankInfo.map((r: any) => ({ rank: r.rank, backend: r.backend, adapter: r.adapter ? [r.adapter.vendor, r.adapter.architecture].join(' ') : null, fallbackReason: r.fallbackReason })),
+      tilesPerSec: m.summary.tilesPerSec,
+      config: lab.config,
+      hash: lab.hash,
+    };
+  });
+}
+
+/** Number of canvas pixels that are neither white nor transparent (a drawn heatmap has many). */
+export function paintedPixels(page: Page, testId: string): Promise<number> {
+  return page.evaluate((id) => {
+    const c = document.querySelector(`[data-testid="${id}"]`) as HTMLCanvasElement | null;
+    if (!c || !c.width) return 0;
+    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && !(d[i] > 245 && d[i + 1] > 245 && d[i + 2] > 245)) n++;
+    return n;
+  }, testId);
+}
+
+export const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+/**
+ * Clicks `selector` and waits until `started` holds. Vite's dev server reloads the page once when
+ * a worker imports dependencies it had not optimised yet (the rank workers start on the first
+ * click): then the page comes back idle, and the click is repeated (at most twice).
+ */
+export async function clickSurvivingReload(page: Page, selector: string, started: string, timeout = 240_000): Promise<void> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    let reloaded = false;
+    const onLoad = () => (reloaded = true);
+    page.on('load', onLoad);
+    try {
+      await page.click(selector);
+      const t0 = Date.now();
+      for (;;) {
+        if (reloaded) break;
+        const ok = await page.evaluate(`(() => { const lab = window.slideLab; return Boolean(lab && (${started})); })()`).catch(() => false);
+        if (ok) return;
+        if (Date.now() - t0 > timeout) throw new Error(`waiting for ${started} after clicking ${selector}: timed out`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    } finally {
+      page.off('load', onLoad);
+    }
+    console.log(`the page reloaded after clicking ${selector} (Vite optimised new dependencies); clicking again`);
+    await waitLab(page, "lab.data && lab.state === 'ready'", 60_000);
+  }
+  throw new Error(`the page kept reloading after clicking ${selector}`);
+}

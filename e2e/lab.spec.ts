@@ -1,0 +1,141 @@
+// The lab end to end in headless Chromium: demo slides, 2 Web Worker ranks on WebGPU
+// (SwiftShader here; a real GPU with SLIDE_LAB_GPU=1), a small preset. One page, in order:
+// train with a reload in the middle (resume from the IndexedDB checkpoint), check the loss trend,
+// the timeline, the ranks' adapters and the attention heatmap; open a preset link and run the
+// equivalence check; drop a corrupt file beside good ones.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
+import { artifactPath, launch, labUrl, watchPage } from './browser.ts';
+import { clickSurvivingReload, figures, mean, paintedPixels, waitLab } from './lab-page.ts';
+import { TOLERANCE } from '../src/core/equivalence.ts';
+import { PHASES } from '../src/core/report.ts';
+
+// first-look on 6 demo slides (4 train, 2 val): 2 epochs of 4 steps, K = 16 tiles of 32 px.
+const RUN = '/#preset=first-look&subset=6&epochs=2';
+const RESUME_AFTER = 3;
+
+let browser: Browser;
+let page: Page;
+let log: string[];
+
+beforeAll(async () => {
+  browser = await launch();
+  page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  log = watchPage(page);
+});
+afterAll(async () => {
+  if (log?.length) console.log(log.filter((l) => !l.startsWith('[debug]')).slice(-40).join('\n'));
+  await browser?.close();
+});
+
+describe('Slide Lab in Chromium with 2 Web Worker ranks on WebGPU', () => {
+  it('loads the demo slides, trains, survives a reload by resuming from its checkpoint, and the loss falls', async () => {
+    await page.goto(labUrl(RUN));
+    await waitLab(page, "lab.data && lab.data.name === 'demo' && lab.state === 'ready'", 60_000);
+    // Vite may reload the page once after optimising dependencies it discovered late.
+    await page.waitForLoadState('networkidle');
+    await waitLab(page, "lab.data && lab.state === 'ready'", 60_000);
+    await expect.poll(() => page.locator('[data-testid^="slide-row-"]').count()).toBe(6);
+    await page.screenshot({ path: artifactPath('lab-data.png') });
+
+    await clickSurvivingReload(page, '[data-testid=btn-start]', 'lab.history.steps.length >= 1');
+    await waitLab(page, `lab.history.steps.length >= ${RESUME_AFTER} && lab.lastCheckpoint && lab.lastCheckpoint.step >= ${RESUME_AFTER}`, 240_000);
+    const before = await figures(page);
+    expect(before.error).toBeNull();
+    expect(before.ranks.map((r) => r.backend)).toEqual(['webgpu', 'webgpu']);
+    for (const r of before.ranks) expect(r.adapter).not.toBeNull();
+    // The UI shows loss values as they come.
+    await expect.poll(() => page.locator('[data-testid=last-loss]').textContent()).toMatch(/^\d+\.\d{4}$/);
+
+    // Reload mid-run: the step in flight is lost, the checkpoint is offered, and training resumes there.
+    await page.reload();
+    await page.waitForSelector('[data-testid=resume-banner]', { timeout: 60_000 });
+    const saved = Number(await page.locator('[data-testid=resume-step]').textContent());
+    expect(saved).toBeGreaterThanOrEqual(RESUME_AFTER);
+    await waitLab(page, "lab.state === 'ready'", 60_000);
+    await page.click('[data-testid=resume-run]');
+    await waitLab(page, "lab.state === 'paused'", 180_000);
+    expect((await figures(page)).steps).toHaveLength(saved);
+    await page.click('[data-testid=btn-resume]');
+    await waitLab(page, "lab.state === 'done' || lab.state === 'error'", 300_000);
+    const f = await figures(page);
+    console.log(JSON.stringify({ resumedAt: saved, losses: f.losses.map((l) => +l.toFixed(4)), evals: f.evals, tilesPerSec: f.tilesPerSec, ranks: f.ranks }));
+    expect(f.error).toBeNull();
+    expect(f.steps).toEqual([0, 1, 2, 3, 4, 5, 6, 7]); // nothing lost but the step in flight, which was redone
+    for (const l of f.losses) expect(Number.isFinite(l)).toBe(true);
+    // Trend: the second epoch's mean training loss is below the first's (can fail: it did not for lr = 0).
+    const [e0, e1] = [mean(f.losses.slice(0, 4)), mean(f.losses.slice(4, 8))];
+    expect(e1).toBeLessThan(e0);
+    expect(f.evals.map((e) => e.epoch)).toEqual([1, 2]);
+    expect(f.tilesPerSec).toBeGreaterThan(0);
+    await page.screenshot({ path: artifactPath('lab-train.png'), fullPage: true });
+  }, 420_000);
+
+  it('the timeline shows every phase for main and both ranks, with shapes and bytes on the arrows', async () => {
+    const segs = await page.locator('[data-testid^=seg-]').evaluateAll((els) => els.map((e) => e.getAttribute('data-testid')));
+    for (const rank of [0, 1]) for (const phase of ['decode', 'forward', 'recompute', 'optimizer']) expect(segs).toContain(`seg-${rank}-${phase}`);
+    for (const phase of ['gather', 'aggregator', 'scatter', 'reduce', 'optimizer']) expect(segs).toContain(`seg-main-${phase}`);
+    expect(new Set(segs.map((s) => s!.split('-')[2]))).toEqual(new Set(PHASES));
+    const arrows = await page.locator('[data-testid^=arrow-]').evaluateAll((els) => els.map((e) => `${e.getAttribute('data-testid')} ${e.textContent}`));
+    expect(arrows).toContain('arrow-gather-0-main gather [8, 32] f32 · 1.0 KiB');
+    expect(arrows).toContain('arrow-scatter-main-1 scatter [8, 32] f32 · 1.0 KiB');
+    expect(arrows.some((a) => a.startsWith('arrow-reduce-1-main reduce [P='))).toBe(true);
+    await page.locator('[data-testid=timeline-panel]').screenshot({ path: artifactPath('lab-timeline.png') });
+  });
+
+  it('renders the attention heatmap of a validation slide and its top tiles', async () => {
+    await page.waitForSelector('[data-testid=heatmap][data-has-image="1"]', { timeout: 60_000 });
+    expect(await paintedPixels(page, 'heatmap')).toBeGreaterThan(1000);
+    await expect.poll(() => page.locator('[data-testid=gallery-tile]').count()).toBeGreaterThan(3);
+    await page.locator('[data-testid=attention-panel]').screenshot({ path: artifactPath('lab-attention.png') });
+    // The zoomable viewer (OpenSeadragon over the slide reader) with the tissue-tile overlay.
+    await page.click('[data-testid=slide-row-demo-000] button');
+    await page.waitForSelector('[data-testid=slide-viewer][data-status=ready]', { timeout: 30_000 });
+    await expect.poll(() => page.locator('[data-testid=slide-viewer]').getAttribute('data-tiles').then(Number), { timeout: 30_000 }).toBeGreaterThan(0);
+    // demo-000 has 34 tissue tiles; as a validation slide it also carries its attention overlay.
+    await expect.poll(() => page.locator('[data-testid=slide-viewer] .osd-overlay').count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(34);
+    await page.locator('[data-testid=viewer]').screenshot({ path: artifactPath('lab-viewer.png') });
+  });
+
+  it('a preset link restores its configuration, and the equivalence panel reports figures under tolerance', async () => {
+    await page.click('[data-testid=preset-equivalence]');
+    await waitLab(page, "lab.data && lab.data.name === 'synthetic' && lab.state === 'ready'", 30_000);
+    const f = await figures(page);
+    expect(f.config).toMatchObject({ tiles: 6, tileSize: 16, microBatch: 2, ranks: 2, encoder: { kind: 'tiny-cnn', width: 4 } });
+    expect(await page.inputValue('[data-testid="cfg-tiles"]')).toBe('6');
+    expect(await page.inputValue('[data-testid="cfg-tileSize"]')).toBe('16');
+    expect(page.url()).toContain('tiles=6');
+    await clickSurvivingReload(page, '[data-testid=run-equivalence]', 'lab.equivalenceRows.length >= 1');
+    await page.waitForSelector('[data-testid=eq-status]', { timeout: 240_000 });
+    const status = page.locator('[data-testid=eq-status]');
+    const max = Number(await page.locator('[data-testid=eq-max]').getAttribute('data-value'));
+    console.log(JSON.stringify({ equivalenceMax: max, text: await status.textContent() }));
+    expect(await status.getAttribute('data-pass')).toBe('true');
+    expect(await page.locator('[data-testid=eq-row]').count()).toBe(3);
+    expect(max).toBeLessThan(TOLERANCE.grad);
+    await page.locator('[data-testid=equivalence-panel]').screenshot({ path: artifactPath('lab-equivalence.png') });
+  }, 300_000);
+
+  it('a corrupt file dropped beside good slides shows its error while the rest trains', async () => {
+    const csv = 'slide,label,split\ndemo-000,0,train\ndemo-001,1,train\nbroken,1,val\n';
+    await page.setInputFiles('[data-testid=file-input]', [
+      { name: 'labels.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) },
+      { name: 'demo-000.tiff', mimeType: 'image/tiff', buffer: readFileSync('public/demo/demo-000.tiff') },
+      { name: 'demo-001.tiff', mimeType: 'image/tiff', buffer: readFileSync('public/demo/demo-001.tiff') },
+      { name: 'broken.tiff', mimeType: 'image/tiff', buffer: Buffer.concat([readFileSync('public/demo/demo-002.tiff').subarray(0, 300), Buffer.alloc(64)]) },
+    ]);
+    await waitLab(page, "lab.data && lab.data.source.kind === 'files' && lab.state === 'ready'", 60_000);
+    const err = page.locator('[data-testid=slide-row-broken] [data-testid=slide-error]');
+    await expect.poll(() => err.textContent()).toMatch(/corrupt|truncated|not a TIFF/);
+    expect(await page.locator('[data-testid=slide-row-demo-000] [data-testid=slide-error]').count()).toBe(0);
+    await page.locator('[data-testid=data-panel]').screenshot({ path: artifactPath('lab-dropped.png') });
+    await clickSurvivingReload(page, '[data-testid=btn-step]', "lab.state === 'paused' && lab.history.steps.length === 1", 180_000);
+    const f = await figures(page);
+    expect(f.error).toBeNull();
+    expect(['demo-000', 'demo-001']).toContain(f.slides[0]);
+    expect(Number.isFinite(f.losses[0])).toBe(true);
+    await page.click('[data-testid=btn-stop]');
+    await waitLab(page, "lab.state === 'stopped'", 30_000);
+  }, 300_000);
+});

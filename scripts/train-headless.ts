@@ -1,0 +1,164 @@
+// Runs a lab preset (or any lab URL hash) headless in Debian's Chromium with WebGPU, prints
+// progress, and writes the run's metrics as JSON.
+//   npm run train:headless -- first-look [--out artifacts/headless-metrics.json] [--mode train|equivalence|k-sweep|frozen-vs-e2e] [--timeout-s 3600]
+//   npm run train:headless -- '#tiles=32&ranks=2&data=synthetic'
+// Uses SLIDE_LAB_URL when set (an already running lab), else starts Vite's dev server.
+// SLIDE_LAB_GPU=1 selects the real-GPU Chromium flags (see e2e/browser.ts).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { createServer, type ViteDevServer } from 'vite';
+import { launch } from '../e2e/browser.ts';
+import { labHash, settingsFromArgument } from '../src/lab/presets.ts';
+
+type Mode = 'train' | 'equivalence' | 'k-sweep' | 'frozen-vs-e2e';
+
+function usage(message?: string): never {
+  if (message) console.error(`train-headless: ${message}`);
+  console.error('usage: npm run train:headless -- <preset name or URL hash> [--out FILE] [--mode train|equivalence|k-sweep|frozen-vs-e2e] [--timeout-s N]');
+  process.exit(2);
+}
+
+function parseArgs(argv: string[]) {
+  let target: string | undefined;
+  let out = 'artifacts/headless-metrics.json';
+  let mode: Mode | undefined;
+  let timeoutS = 3600;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--out') out = argv[++i] ?? usage('--out needs a path');
+    else if (a === '--mode') mode = (argv[++i] as Mode) ?? usage('--mode needs a value');
+    else if (a === '--timeout-s') timeoutS = Number(argv[++i]);
+    else if (a === '--help' || a === '-h') usage();
+    else if (a.startsWith('--')) usage(`unknown option ${a}`);
+    else if (target === undefined) target = a;
+    else usage(`unexpected argument ${a}`);
+  }
+  if (target === undefined) usage('give a preset name or a URL hash');
+  if (mode && !['train', 'equivalence', 'k-sweep', 'frozen-vs-e2e'].includes(mode)) usage(`unknown mode ${mode}`);
+  if (!(timeoutS > 0)) usage('--timeout-s must be positive');
+  return { target, out, mode, timeoutS };
+}
+
+const { target, out, mode: modeArg, timeoutS } = parseArgs(process.argv.slice(2));
+let settings;
+try {
+  settings = settingsFromArgument(target);
+} catch (e) {
+  usage((e as Error).message);
+}
+const mode: Mode = modeArg ?? (settings.lab.panel === 'equivalence' ? 'equivalence' : settings.preset === 'frozen-vs-end-to-end' ? 'frozen-vs-e2e' : settings.preset === 'more-tiles-help' ? 'k-sweep' : 'train');
+const hash = labHash(settings);
+
+let server: ViteDevServer | undefined;
+let base = process.env.SLIDE_LAB_URL;
+if (!base) {
+  server = await createServer({ configFile: 'vite.config.ts', server: { port: 0, host: '127.0.0.1' }, logLevel: 'warn' });
+  await server.listen();
+  const address = server.httpServer?.address();
+  if (!address || typeof address === 'string') throw new Error('vite dev server did not report a port');
+  base = `http://127.0.0.1:${address.port}`;
+}
+
+const t0 = Date.now();
+const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(0).padStart(5)} s]`;
+const browser = await launch();
+let code = 0;
+try {
+  const page = await browser.newPage();
+  page.on('pageerror', (e) => console.error(`${stamp()} page error: ${e.message}`));
+  const url = `${base}/${hash}`;
+  console.log(`${stamp()} opening ${url} (${mode})`);
+  await page.goto(url);
+  await page.waitForFunction(() => {
+    const lab = (window as any).slideLab;
+    return lab && ((lab.data && lab.state === 'ready') || lab.lastError);
+  }, null, { timeout: 120_000, polling: 250 });
+  await page.waitForLoadState('networkidle');
+  await page.waitForFunction(() => (window as any).slideLab?.data && (window as any).slideLab.state === 'ready', null, { timeout: 120_000, polling: 250 });
+  const data = await page.evaluate(() => {
+    const d = (window as any).slideLab.data;
+    return { name: d.name, slides: d.slides.length, usable: d.entries.length, errors: d.slides.filter((s: any) => s.error).map((s: any) => `${s.id}: ${s.error}`) };
+  });
+  console.log(`${stamp()} data: ${data.name}, ${data.usable} of ${data.slides} slides usable`);
+  for (const e of data.errors) console.log(`${stamp()}   ${e}`);
+
+  // A string, not a function: tsx's name helpers (__name) do not exist in the page.
+  await page.evaluate(`(() => {
+    const lab = window.slideLab;
+    const m = ${JSON.stringify(mode)};
+    window.__headless = { done: false, result: null };
+    const finish = (result) => Object.assign(window.__headless, { done: true, result });
+    if (m === 'train') {
+      lab.on('state', (s) => { if (s === 'done' || s === 'error' || s === 'stopped') finish(null); });
+      void lab.start();
+    } else if (m === 'equivalence') void lab.runEquivalence().then(finish);
+    else void lab.runExperiment(m).then(finish);
+  })()`);
+
+  let lastStep = -1;
+  let lastEval = 0;
+  let lastStatus = '';
+  const deadline = Date.now() + timeoutS * 1000;
+  for (;;) {
+    const s = await page.evaluate(() => {
+      const lab = (window as any).slideLab;
+      const h = lab.history;
+      const last = h.steps[h.steps.length - 1];
+      const ranks = lab.rankInfo.map((r: any) => `rank ${r.rank} ${r.backend}${r.adapter ? ` (${[r.adapter.vendor, r.adapter.architecture].filter(Boolean).join(' ')})` : ''}${r.fallbackReason ? ` [${r.fallbackReason}]` : ''}`);
+      return {
+        hl: (window as any).__headless, state: lab.state, error: lab.lastError, ranks,
+        step: last ? { step: last.step, epoch: last.epoch, loss: last.loss, slide: last.slideId, wallMs: last.wallMs, k: last.k } : null,
+        total: lab.trainer?.total ?? null,
+        progress: lab.trainer?.progress() ?? null,
+        evals: h.evals.map((e: any) => ({ epoch: e.epoch, auc: e.auc, lo: e.band.auc.lower, hi: e.band.auc.upper, trainLoss: e.trainLoss })),
+        eq: lab.equivalenceRows.length,
+        exp: lab.experimentRows.length,
+      };
+    });
+    if (s.step && s.step.step !== lastStep) {
+      if (lastStep === -1) console.log(`${stamp()} ${s.ranks.join('; ')}`);
+      lastStep = s.step.step;
+      const p = s.progress;
+      console.log(`${stamp()} step ${s.step.step + 1}${s.total ? `/${s.total}` : ''} epoch ${s.step.epoch + 1} loss ${s.step.loss.toFixed(4)} slide ${s.step.slide} ${(s.step.wallMs / 1000).toFixed(2)} s ${p ? `${p.tilesPerSec.toFixed(1)} tiles/s eta ${Math.round(p.etaMs / 1000)} s` : ''}`);
+    }
+    for (const e of s.evals.slice(lastEval)) console.log(`${stamp()} validation epoch ${e.epoch}: AUC ${e.auc?.toFixed(3)} (95% CI ${e.lo?.toFixed(3)}-${e.hi?.toFixed(3)}), train loss ${e.trainLoss?.toFixed(4)}`);
+    lastEval = s.evals.length;
+    const status = mode === 'equivalence' ? `equivalence rows: ${s.eq}` : mode === 'train' ? '' : `experiment runs done: ${s.exp}`;
+    if (status && status !== lastStatus) console.log(`${stamp()} ${(lastStatus = status)}`);
+    if (s.hl.done || s.error) break;
+    if (Date.now() > deadline) {
+      console.error(`${stamp()} timed out after ${timeoutS} s`);
+      code = 1;
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+
+  const result = await page.evaluate((m) => {
+    const lab = (window as any).slideLab;
+    return { mode: m, state: lab.state, error: lab.lastError, metrics: lab.metricsJson(), equivalence: lab.equivalenceRows, experiments: lab.experimentRows };
+  }, mode);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify({ kind: 'slide-lab-headless', url, elapsedS: (Date.now() - t0) / 1000, ...result }, null, 1));
+  const sm = result.metrics.summary;
+  if (result.error) {
+    console.error(`${stamp()} error at ${result.error.where}: ${result.error.message}`);
+    code = 1;
+  }
+  if (mode === 'train') console.log(`${stamp()} ${sm.steps} steps: loss ${sm.firstLoss?.toFixed(4)} -> ${sm.lastLoss?.toFixed(4)} (last-epoch mean ${sm.finalTrainLoss?.toFixed(4)}), final AUC ${sm.finalAuc?.toFixed(3)}, ${sm.tilesPerSec?.toFixed(2)} tiles/s overall, ${sm.medianTilesPerSec?.toFixed(2)} tiles/s median step; ranks: ${sm.adapters.join('; ')}`);
+  if (mode === 'equivalence') {
+    const rows = result.equivalence as { step: number; lossDiff: number; param: Record<string, number>; grad: Record<string, number>; pass: boolean }[];
+    for (const r of rows) console.log(`${stamp()} step ${r.step + 1}: |loss diff| ${r.lossDiff.toExponential(2)}, max param L1 ${Math.max(...Object.values(r.param)).toExponential(2)}, max grad L1 ${Math.max(...Object.values(r.grad)).toExponential(2)} ${r.pass ? 'pass' : 'FAIL'}`);
+    if (!rows.length || rows.some((r) => !r.pass)) code = 1;
+  }
+  if (mode === 'k-sweep' || mode === 'frozen-vs-e2e') {
+    for (const r of result.experiments as { variant: string; finalTrainLoss: number; auc: number; steps: number }[]) console.log(`${stamp()} ${r.variant}: ${r.steps} steps, final train loss ${r.finalTrainLoss.toFixed(4)}, val AUC ${r.auc.toFixed(3)}`);
+  }
+  const shot = out.replace(/\.json$/, '') + '.png';
+  await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);
+  console.log(`${stamp()} wrote ${out} and ${shot}`);
+} finally {
+  await browser.close();
+  await server?.close();
+}
+process.exit(code);

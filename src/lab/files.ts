@@ -1,0 +1,103 @@
+// A user's own slides: dropped files plus a manifest CSV (slide,label,split[,path]). Each slide
+// is opened with the project's slide reader and its tissue tile grid planned here; a slide that
+// fails keeps its row with the reason, and the rest go on. Files become blob: URLs the rank
+// workers read themselves.
+import { fromBlob } from '../slide/source.ts';
+import { planSlide } from '../slide/tiles.ts';
+import { formatIssues, parseManifest, type ManifestRow } from '../slide/manifest.ts';
+import { asSlideError } from '../slide/errors.ts';
+import { entriesOf, type DataSet, type SlideInfo } from './dataset.ts';
+import type { SlideTiles } from '../core/tiles.ts';
+
+export interface DroppedFile {
+  name: string;
+  blob: Blob;
+}
+
+class NoTissue extends Error {}
+
+const stem = (name: string) => name.replace(/^.*[\\/]/, '').replace(/\.(ome\.)?(tiff?|svs|ndpi|scn|bif)$/i, '');
+const base = (name: string) => name.replace(/^.*[\\/]/, '');
+
+/** Which dropped file a manifest row means: its path's file name, else a file whose stem is the slide id. */
+export function matchFile(row: Pick<ManifestRow, 'slide' | 'path'>, files: readonly DroppedFile[]): DroppedFile | undefined {
+  if (row.path) {
+    const byPath = files.find((f) => base(f.name) === base(row.path!));
+    if (byPath) return byPath;
+  }
+  return files.find((f) => stem(f.name) === row.slide || base(f.name) === row.slide);
+}
+
+export interface FileLoadOptions {
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number, name: string) => void;
+  makeUrl?: (blob: Blob) => string;
+  /** µm per pixel for files that do not say (default: refuse them, with a message). */
+  mpp?: number;
+}
+
+/** Opens dropped slides listed by a dropped manifest. Never throws for a bad slide. */
+export async function loadDroppedFiles(all: readonly DroppedFile[], options: FileLoadOptions = {}): Promise<DataSet> {
+  const makeUrl = options.makeUrl ?? ((b: Blob) => URL.createObjectURL(b));
+  const manifests = all.filter((f) => /\.csv$/i.test(f.name));
+  const files = all.filter((f) => !/\.csv$/i.test(f.name));
+  const issues: string[] = [];
+  const slides: SlideInfo[] = [];
+  let rows: ManifestRow[] = [];
+  if (manifests.length === 0) {
+    issues.push('no manifest: drop a CSV with columns slide,label,split[,path] together with the slides');
+  } else {
+    if (manifests.length > 1) issues.push(`several CSV files dropped; using ${manifests[0].name}`);
+    const parsed = parseManifest(await manifests[0].blob.text());
+    rows = parsed.rows;
+    issues.push(...formatIssues(parsed.errors).map((s) => `${manifests[0].name}, ${s}`));
+  }
+  const used = new Set<DroppedFile>();
+  const tiles: SlideTiles[] = [];
+  let done = 0;
+  for (const row of rows) {
+    const file = matchFile(row, files);
+    const info: SlideInfo = { id: row.slide, label: row.label, split: row.split, tissueTiles: 0 };
+    slides.push(info);
+    if (!file) {
+      info.error = `no dropped file for this slide (expected ${row.path ? base(row.path) : `${row.slide}.tif(f)/.svs`})`;
+      continue;
+    }
+    used.add(file);
+    options.onProgress?.(done++, rows.length, file.name);
+    try {
+      const source = await fromBlob(file.blob, { name: file.name, signal: options.signal, ...(options.mpp ? { mpp: options.mpp } : {}) });
+      try {
+        const { grid } = await planSlide(source, { signal: options.signal });
+        if (grid.tiles.length === 0) throw new NoTissue('no tissue tiles found (is the slide blank?)');
+        const url = makeUrl(file.blob);
+        Object.assign(info, {
+          tissueTiles: grid.tiles.length,
+          url,
+          blob: file.blob,
+          width: source.levels[0].width,
+          height: source.levels[0].height,
+          grid: { cols: grid.cols, rows: grid.rows, tile0: grid.tile0, rects: grid.tiles.flatMap((t) => [t.x, t.y, t.w, t.h]) },
+        });
+        tiles.push({ id: row.slide, source: file.blob, grid });
+      } finally {
+        await source.close();
+      }
+    } catch (e) {
+      if (options.signal?.aborted) throw e;
+      info.error = e instanceof NoTissue ? e.message : asSlideError(e, file.name, 'opening').reason;
+    }
+  }
+  for (const f of files) {
+    if (!used.has(f)) slides.push({ id: stem(f.name), label: null, split: null, tissueTiles: 0, error: `${f.name} is not in the manifest` });
+  }
+  options.onProgress?.(rows.length, rows.length, '');
+  return {
+    name: manifests[0]?.name ?? 'dropped files',
+    source: { kind: 'files', names: all.map((f) => f.name) },
+    slides,
+    entries: entriesOf(slides),
+    tileSpec: { kind: 'slides', slides: tiles },
+    issues,
+  };
+}

@@ -1,0 +1,152 @@
+// The lab's URL hash: the engine config (src/core/config.ts serialises only what differs from
+// the defaults) plus a few lab-level keys (data set, experiment settings). Named presets are
+// hashes too, so every lesson is a link: `#preset=first-look&tiles=32` = the preset, then overrides.
+import { ConfigError, configFromHash, configToHash, parseConfig, type Config } from '../core/config.ts';
+
+/** Which data set the lab loads: the built-in demo slides, or synthetic tiles (no files at all). */
+export type DataChoice = 'demo' | 'synthetic';
+
+export interface LabOptions {
+  data: DataChoice;
+  /** Use only this many slides of the data set (stratified by label and split); 0 = all. */
+  subset: number;
+  /** K values of the K sweep experiment. */
+  sweep: number[];
+  /** Stop every experiment run after this many steps (0 = the config's epochs). */
+  expSteps: number;
+  /** Steps of the equivalence check. */
+  eqSteps: number;
+  /** Panel to show first. */
+  panel: string;
+}
+
+export const DEFAULT_LAB: LabOptions = { data: 'demo', subset: 0, sweep: [4, 8, 16], expSteps: 0, eqSteps: 3, panel: 'train' };
+
+export interface LabSettings {
+  preset: string | null;
+  config: Config;
+  lab: LabOptions;
+}
+
+export interface Preset {
+  name: string;
+  title: string;
+  description: string;
+  /** Hash body without '#': config keys and lab keys. */
+  hash: string;
+}
+
+// Small enough to train on a CPU-only machine (SwiftShader WebGPU): tiny CNN, 32 px tiles.
+const SMALL = 'encoder.kind=tiny-cnn&encoder.width=8&tileSize=32&microBatch=8&ranks=2&evalTiles=32&augment.blur=0';
+
+export const PRESETS: Preset[] = [
+  {
+    name: 'first-look',
+    title: 'First look',
+    description: 'Two ranks train a tiny CNN and the attention aggregator end to end on the demo slides; watch the loss and the gather/scatter timeline.',
+    hash: `${SMALL}&tiles=16&epochs=3&optimizer.lr=0.002&optimizer.minLr=0.00002&subset=12`,
+  },
+  {
+    name: 'more-tiles-help',
+    title: 'More tiles help',
+    description: 'The same run at K = 4, 8 and 16 tiles per slide: final training loss and validation AUC against K.',
+    hash: `${SMALL}&tiles=16&epochs=2&optimizer.lr=0.002&optimizer.minLr=0.00002&subset=12&sweep=4,8,16&panel=experiments`,
+  },
+  {
+    name: 'frozen-vs-end-to-end',
+    title: 'Frozen vs end to end',
+    description: 'From the same seed, a frozen encoder (classic MIL: only the aggregator learns) against end-to-end fine-tuning.',
+    hash: `${SMALL}&tiles=16&epochs=2&optimizer.lr=0.002&optimizer.minLr=0.00002&subset=12&augment.flip=false&augment.rot90=false&panel=experiments`,
+  },
+  {
+    name: 'equivalence',
+    title: 'Equivalence',
+    description: 'N ranks with gather/scatter against the single-graph reference: loss and normalised L1 differences per step, with the tolerance.',
+    hash: 'encoder.kind=tiny-cnn&encoder.width=4&tileSize=16&tiles=6&microBatch=2&ranks=2&data=synthetic&eqSteps=3&panel=equivalence',
+  },
+];
+
+const LAB_KEYS = new Set(['preset', 'data', 'subset', 'sweep', 'expSteps', 'eqSteps', 'panel']);
+
+function parseLab(params: URLSearchParams, base: LabOptions): LabOptions {
+  const lab = { ...base, sweep: [...base.sweep] };
+  const problems: { field: string; message: string }[] = [];
+  const intOf = (key: string, min: number, max: number): number | undefined => {
+    const raw = params.get(key);
+    if (raw === null) return undefined;
+    const v = Number(raw);
+    if (!Number.isInteger(v) || v < min || v > max) problems.push({ field: key, message: `must be a whole number from ${min} to ${max}` });
+    return v;
+  };
+  const data = params.get('data');
+  if (data !== null) {
+    if (data === 'demo' || data === 'synthetic') lab.data = data;
+    else problems.push({ field: 'data', message: 'must be demo or synthetic' });
+  }
+  lab.subset = intOf('subset', 0, 10000) ?? lab.subset;
+  lab.expSteps = intOf('expSteps', 0, 100000) ?? lab.expSteps;
+  lab.eqSteps = intOf('eqSteps', 1, 50) ?? lab.eqSteps;
+  const sweep = params.get('sweep');
+  if (sweep !== null) {
+    const ks = sweep.split(',').map((s) => Number(s.trim()));
+    if (!ks.length || ks.some((k) => !Number.isInteger(k) || k < 1 || k > 65536)) problems.push({ field: 'sweep', message: 'must be a comma-separated list of whole numbers (K values)' });
+    else lab.sweep = ks;
+  }
+  lab.panel = params.get('panel') ?? lab.panel;
+  if (problems.length) throw new ConfigError(problems);
+  return lab;
+}
+
+function split(hash: string): { config: URLSearchParams; lab: URLSearchParams } {
+  const all = new URLSearchParams(hash.replace(/^#/, ''));
+  const config = new URLSearchParams();
+  const lab = new URLSearchParams();
+  for (const [k, v] of all) (LAB_KEYS.has(k) ? lab : config).set(k, v);
+  return { config, lab };
+}
+
+export function findPreset(name: string): Preset | undefined {
+  return PRESETS.find((p) => p.name === name);
+}
+
+/**
+ * Parses a lab hash: `#preset=NAME` applies the preset first, then every other key overrides
+ * it. Throws ConfigError naming each bad field (unknown preset, unknown key, bad value).
+ */
+export function parseLabHash(hash: string): LabSettings {
+  const own = split(hash);
+  const presetName = own.lab.get('preset');
+  let base = { config: new URLSearchParams(), lab: new URLSearchParams() };
+  if (presetName) {
+    const preset = findPreset(presetName);
+    if (!preset) throw new ConfigError([{ field: 'preset', message: `unknown preset "${presetName}" (known: ${PRESETS.map((p) => p.name).join(', ')})` }]);
+    base = split(preset.hash);
+  }
+  const configParams = new URLSearchParams(base.config);
+  for (const [k, v] of own.config) configParams.set(k, v);
+  const labParams = new URLSearchParams(base.lab);
+  for (const [k, v] of own.lab) labParams.set(k, v);
+  const config = configFromHash(configParams.toString());
+  return { preset: presetName, config, lab: parseLab(labParams, DEFAULT_LAB) };
+}
+
+/** The full hash of a setting: the config keys that differ from the defaults, then lab keys. */
+export function labHash(settings: { config: Config; lab: LabOptions; preset?: string | null }): string {
+  const params = new URLSearchParams(configToHash(parseConfig(settings.config)).replace(/^#/, ''));
+  const { lab } = settings;
+  if (lab.data !== DEFAULT_LAB.data) params.set('data', lab.data);
+  if (lab.subset !== DEFAULT_LAB.subset) params.set('subset', String(lab.subset));
+  if (lab.sweep.join(',') !== DEFAULT_LAB.sweep.join(',')) params.set('sweep', lab.sweep.join(','));
+  if (lab.expSteps !== DEFAULT_LAB.expSteps) params.set('expSteps', String(lab.expSteps));
+  if (lab.eqSteps !== DEFAULT_LAB.eqSteps) params.set('eqSteps', String(lab.eqSteps));
+  if (lab.panel !== DEFAULT_LAB.panel) params.set('panel', lab.panel);
+  const s = params.toString();
+  return s ? `#${s}` : '';
+}
+
+/** Accepts a preset name, `#hash` or `hash` (the headless command's argument). */
+export function settingsFromArgument(arg: string): LabSettings {
+  const trimmed = arg.trim();
+  if (findPreset(trimmed)) return parseLabHash(`preset=${trimmed}`);
+  return parseLabHash(trimmed);
+}

@@ -1,0 +1,159 @@
+// One training run: ranks, engine, the step loop's bookkeeping (history, progress, ETA, tiles/s)
+// and the per-epoch validation (AUC, ROC with a bootstrapped band). The session (pause, resume,
+// checkpoints) and the experiment runners both drive this.
+import type { Config } from '../core/config.ts';
+import { Engine } from '../core/engine.ts';
+import type { BackendInfo, RankApi, RankInfo } from '../core/protocol.ts';
+import type { EvalReport, PhaseEvent, StepReport } from '../core/report.ts';
+import { rocBootstrap, rocCurve, type RocPoint } from '../core/metrics.ts';
+import type { DataSet } from './dataset.ts';
+import { guardRank, terminateAll } from './guard.ts';
+
+export interface EvalSummary extends EvalReport {
+  /** Mean training loss over the epoch that just ended (NaN if none). */
+  trainLoss: number;
+  roc: RocPoint[];
+  band: ReturnType<typeof rocBootstrap>;
+}
+
+export interface Progress {
+  /** Steps done and total steps of the run. */
+  step: number;
+  total: number;
+  epoch: number;
+  epochs: number;
+  stepInEpoch: number;
+  stepsPerEpoch: number;
+  /** Mean wall time of recent steps, estimated time left (ms; NaN before the first step). */
+  msPerStep: number;
+  etaMs: number;
+  /** Tiles encoded per second over recent steps (K / step wall time). */
+  tilesPerSec: number;
+}
+
+export interface RunHistory {
+  steps: StepReport[];
+  evals: EvalSummary[];
+}
+
+export interface TrainerOptions {
+  cfg: Config;
+  data: DataSet;
+  makeRanks: (n: number) => RankApi[];
+  /** Per-call rank timeout (ms). */
+  rankTimeoutMs?: number;
+  onPhase?: (e: PhaseEvent) => void | Promise<void>;
+  /** Bootstrap rounds of the ROC band. */
+  bootstrapRounds?: number;
+}
+
+const median = (xs: number[]) => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+
+export function summarizeEval(report: EvalReport, trainLosses: number[], seed: number, rounds = 200): EvalSummary {
+  const scores = report.slides.map((s) => s.prob);
+  const labels = report.slides.map((s) => s.label);
+  return { ...report, trainLoss: mean(trainLosses), roc: rocCurve(scores, labels), band: rocBootstrap(scores, labels, rounds, seed) };
+}
+
+export function progressOf(history: RunHistory, total: number, stepsPerEpoch: number, epochs: number, done: number): Progress {
+  // Recent steps, by their median: the first steps of a run (shader compilation) would skew a mean.
+  const recent = history.steps.slice(-10);
+  const msPerStep = median(recent.map((s) => s.wallMs));
+  const tilesPerStep = median(recent.map((s) => s.k));
+  const evalMs = history.evals.length ? history.evals[history.evals.length - 1].wallMs : msPerStep * 2;
+  const epoch = Math.min(epochs - 1, Math.floor(done / stepsPerEpoch));
+  const evalsLeft = Math.max(0, epochs - history.evals.length);
+  return {
+    step: done,
+    total,
+    epoch,
+    epochs,
+    stepInEpoch: done - epoch * stepsPerEpoch,
+    stepsPerEpoch,
+    msPerStep,
+    etaMs: Number.isFinite(msPerStep) ? msPerStep * (total - done) + evalMs * evalsLeft : NaN,
+    tilesPerSec: msPerStep > 0 ? (tilesPerStep * 1000) / msPerStep : NaN,
+  };
+}
+
+export class Trainer {
+  readonly history: RunHistory = { steps: [], evals: [] };
+  rankInfo: RankInfo[] = [];
+
+  private constructor(readonly engine: Engine, readonly ranks: RankApi[], private readonly options: TrainerOptions) {}
+
+  /** Starts N ranks and the engine. On failure every rank is terminated and the error says where. */
+  static async create(options: TrainerOptions): Promise<Trainer> {
+    const { cfg, data } = options;
+    if (data.entries.length === 0) throw new Error('no usable slide in the data set');
+    if (!data.entries.some((e) => e.split === 'train')) throw new Error('the data set has no training slide');
+    const raw = options.makeRanks(cfg.ranks);
+    const ranks = raw.map((r, i) => guardRank(r, i, { timeoutMs: options.rankTimeoutMs ?? 10 * 60_000 }));
+    try {
+      const engine = new Engine(cfg, data.entries, ranks, { onPhase: options.onPhase });
+      const trainer = new Trainer(engine, ranks, options);
+      trainer.rankInfo = await engine.init(data.tileSpec);
+      return trainer;
+    } catch (e) {
+      terminateAll(ranks);
+      throw e;
+    }
+  }
+
+  get cfg(): Config {
+    return this.options.cfg;
+  }
+  get total(): number {
+    return this.engine.totalSteps;
+  }
+  get done(): boolean {
+    return this.engine.step >= this.total;
+  }
+
+  progress(): Progress {
+    return progressOf(this.history, this.total, this.engine.sampler.stepsPerEpoch, this.cfg.epochs, this.engine.step);
+  }
+
+  /** One training step; returns the report and, at an epoch's end (or `forceEval`), the validation. */
+  async step(signal?: AbortSignal, forceEval = false, onEvalSlide?: (done: number, total: number) => void): Promise<{ report: StepReport; eval?: EvalSummary }> {
+    const report = await this.engine.trainStep(signal);
+    this.history.steps.push(report);
+    const spe = this.engine.sampler.stepsPerEpoch;
+    if (forceEval || (report.step + 1) % spe === 0) return { report, eval: await this.evaluate(signal, onEvalSlide) };
+    return { report };
+  }
+
+  /** Validation on the val split: AUC, ROC, bootstrap band; recorded in the history. */
+  async evaluate(signal?: AbortSignal, onSlide?: (done: number, total: number) => void): Promise<EvalSummary> {
+    const report = await this.engine.evaluate(signal, onSlide);
+    const spe = this.engine.sampler.stepsPerEpoch;
+    const epochStart = Math.floor((this.engine.step - 1) / spe) * spe;
+    const losses = this.history.steps.filter((s) => s.step >= epochStart && s.step < this.engine.step).map((s) => s.loss);
+    const summary = summarizeEval(report, losses, this.cfg.seed, this.options.bootstrapRounds);
+    this.history.evals = this.history.evals.filter((e) => e.step !== summary.step);
+    this.history.evals.push(summary);
+    return summary;
+  }
+
+  /** Ends the run: disposes the engine (with a deadline) and terminates the workers. */
+  async dispose(): Promise<void> {
+    try {
+      await Promise.race([this.engine.dispose(), new Promise((r) => setTimeout(r, 5000))]);
+    } catch {
+      // a dead rank cannot dispose; terminating it below frees it
+    }
+    terminateAll(this.ranks);
+  }
+
+  /** Stops the workers at once (abort: the step in flight is lost). */
+  terminate(): void {
+    terminateAll(this.ranks);
+  }
+}
+
+export type { BackendInfo };

@@ -73,7 +73,7 @@ for (const ranks of rankCounts) {
 }
 const pass = rows.every((r) => r.pass);
 const doc = {
-  pass, tolerance: TOLERANCE, backend: main.backend, adapter: main.adapter, transport: values.transport, reduction: values.reduction,
+  pass, tolerance: TOLERANCE, backend: main.backend, adapter: main.adapter, kernels: main.kernels ?? null, transport: values.transport, reduction: values.reduction,
   tfjs: tf.version.tfjs, seconds: (performance.now() - t0) / 1000, rows,
 };
 if (values.json) console.log(JSON.stringify(doc, null, 2));

@@ -17,7 +17,7 @@ interface Result {
   crossOriginIsolated: boolean;
 }
 
-async function run(opts: { ranks: number; steps: number; backend: 'webgpu' | 'cpu'; reduction?: 'star' | 'shared' }): Promise<Result> {
+async function run(opts: { ranks: number; steps: number; backend: 'webgpu' | 'cpu'; reduction?: 'star' | 'shared'; trainSteps?: number }): Promise<Result> {
   const main = await setupBrowserBackend(opts.backend);
   const cfg = parseConfig({ seed: 3, ranks: opts.ranks, tiles: 6, tileSize: 16, microBatch: 2, backend: opts.backend, encoder: { kind: 'tiny-cnn', width: 4 } });
   const slides = syntheticSlides(4, 3, 10);
@@ -29,7 +29,8 @@ async function run(opts: { ranks: number; steps: number; backend: 'webgpu' | 'cp
     // A plain engine run for per-rank adapter info and timings.
     const engine = new Engine(cfg, slides, webWorkerRanks(opts.ranks), engineOptions);
     const ranks = await engine.init(spec);
-    const steps = [await engine.trainStep(), await engine.trainStep()];
+    const steps: StepReport[] = [];
+    for (let i = 0; i < (opts.trainSteps ?? 2); i++) steps.push(await engine.trainStep());
     for (const r of engine.ranks) (r as unknown as { terminate(): void }).terminate();
     return { main, ranks, rows, steps, crossOriginIsolated: globalThis.crossOriginIsolated };
   } finally {

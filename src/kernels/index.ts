@@ -15,12 +15,15 @@ const BACKEND = 'webgpu';
 const stock = new Map<TrainingKernelName, tf.KernelConfig>();
 
 /**
- * The switch: ours unless SLIDE_LAB_KERNELS=stock in the environment (Node, inherited by
- * worker_threads ranks) or `globalThis.SLIDE_LAB_KERNELS = 'stock'` (a page or worker).
+ * The switch: SLIDE_LAB_KERNELS=stock|ours in the environment (Node, inherited by worker_threads
+ * ranks) or `globalThis.SLIDE_LAB_KERNELS` (a page or worker). Unset: ours, except on a software
+ * fallback adapter (SwiftShader), where compiling our shaders cost 20-45 s more warm-up than the
+ * stock ones in Chromium while steps at test sizes ran no faster (measured; see bench/RESULTS.md).
  */
-export function trainingKernelsWanted(): boolean {
+export function trainingKernelsWanted(onFallbackAdapter = false): boolean {
   const g = globalThis as { SLIDE_LAB_KERNELS?: string; process?: { env?: Record<string, string | undefined> } };
-  return (g.SLIDE_LAB_KERNELS ?? g.process?.env?.SLIDE_LAB_KERNELS ?? 'ours') !== 'stock';
+  const choice = g.SLIDE_LAB_KERNELS ?? g.process?.env?.SLIDE_LAB_KERNELS;
+  return choice === undefined ? !onFallbackAdapter : choice !== 'stock';
 }
 
 /**

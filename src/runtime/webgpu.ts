@@ -2,7 +2,7 @@
 // the adapter. Shared by the browser worker and Node (where `gpu` comes from the `webgpu` package).
 import { tf } from '../core/tf.ts';
 import type { AdapterInfo, BackendInfo } from '../core/protocol.ts';
-import { registerTrainingKernels } from '../kernels/index.ts';
+import { registerTrainingKernels, trainingKernelsWanted } from '../kernels/index.ts';
 
 /** Registers tfjs's webgpu backend on a device from `gpu`; falls back to cpu with a reason. */
 export async function useWebGPU(gpu: GPU | undefined): Promise<BackendInfo> {
@@ -24,7 +24,6 @@ export async function useWebGPU(gpu: GPU | undefined): Promise<BackendInfo> {
   });
   const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
   const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
-  registerTrainingKernels(); // our tiled Conv2DBackpropFilter, unless SLIDE_LAB_KERNELS=stock
   if (tf.findBackendFactory('webgpu')) tf.removeBackend('webgpu');
   tf.registerBackend('webgpu', () => new WebGPUBackend(device, info), 3);
   if (!(await tf.setBackend('webgpu'))) return useCpu('tfjs could not start its WebGPU backend');
@@ -36,7 +35,9 @@ export async function useWebGPU(gpu: GPU | undefined): Promise<BackendInfo> {
     description: info?.description ?? '',
     isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter),
   };
-  return { backend: 'webgpu', adapter: adapterInfo };
+  // Our tiled Conv2DBackpropFilter (see trainingKernelsWanted for when the stock one stays).
+  const kernels = registerTrainingKernels({ enabled: trainingKernelsWanted(adapterInfo.isFallbackAdapter) });
+  return { backend: 'webgpu', adapter: adapterInfo, kernels: kernels.length ? 'ours' : 'stock' };
 }
 
 export async function useCpu(reason?: string): Promise<BackendInfo> {

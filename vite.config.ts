@@ -14,5 +14,11 @@ export default defineConfig({
   worker: { format: 'es' },
   build: { target: 'es2022', chunkSizeWarningLimit: 4096 },
   // The JPEG 2000 codec loads lazily; listing it here spares the dev server a reload on first use.
-  optimizeDeps: { exclude: ['webgpu'], include: ['@cornerstonejs/codec-openjpeg/wasmjs'] },
+  optimizeDeps: {
+    // Scan the rank worker's imports at start, so the first Train click does not make the dev
+    // server discover and optimise tfjs/geotiff and reload the page.
+    entries: ['index.html', 'workers/*.worker.ts', 'e2e/pages/*.html'],
+    exclude: ['webgpu'],
+    include: ['@cornerstonejs/codec-openjpeg/wasmjs'],
+  },
 });

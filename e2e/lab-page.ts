@@ -64,10 +64,10 @@ export const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 /**
  * Clicks `selector` and waits until `started` holds. Vite's dev server reloads the page once when
  * a worker imports dependencies it had not optimised yet (the rank workers start on the first
- * click): then the page comes back idle, and the click is repeated (at most twice).
+ * click): then the page comes back idle, and the click is repeated (several times when a worker pulls in dependencies lazily; at most 5 retries).
  */
 export async function clickSurvivingReload(page: Page, selector: string, started: string, timeout = 240_000): Promise<void> {
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < 6; attempt++) {
     let reloaded = false;
     const onLoad = () => (reloaded = true);
     page.on('load', onLoad);

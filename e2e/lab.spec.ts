@@ -117,7 +117,7 @@ describe('Slide Lab in Chromium with 2 Web Worker ranks on WebGPU', () => {
     await page.locator('[data-testid=equivalence-panel]').screenshot({ path: artifactPath('lab-equivalence.png') });
   }, 300_000);
 
-  it('a corrupt file dropped beside good slides shows its error while the rest trains', async () => {
+  it('a corrupt file dropped beside good slides shows its error while the rest trains; teaching mode explains each phase', async () => {
     const csv = 'slide,label,split\ndemo-000,0,train\ndemo-001,1,train\nbroken,1,val\n';
     await page.setInputFiles('[data-testid=file-input]', [
       { name: 'labels.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) },
@@ -135,6 +135,26 @@ describe('Slide Lab in Chromium with 2 Web Worker ranks on WebGPU', () => {
     expect(f.error).toBeNull();
     expect(['demo-000', 'demo-001']).toContain(f.slides[0]);
     expect(Number.isFinite(f.losses[0])).toBe(true);
+    // Teaching mode: the next step pauses after every phase until "Next phase", with its explanation.
+    await page.check('[data-testid=teaching-toggle]');
+    await page.click('[data-testid=btn-step]');
+    const taught = new Set<string>();
+    const t0 = Date.now();
+    while (!(await page.evaluate(() => (window as any).slideLab.history.steps.length === 2 && (window as any).slideLab.state === 'paused'))) {
+      if (Date.now() - t0 > 120_000) throw new Error(`teaching step did not finish; phases seen: ${[...taught]}`);
+      if (await page.locator('[data-testid=teach-next]').count()) {
+        // Click once per phase: the panel may still show the last phase for a moment after a click.
+        const phase = await page.locator('[data-testid=teach-text]').getAttribute('data-phase').catch(() => null);
+        if (phase && !taught.has(phase)) {
+          taught.add(phase);
+          expect(await page.locator('[data-testid=teach-text]').textContent()).toMatch(new RegExp(`${phase}.*: \\w+`));
+          await page.click('[data-testid=teach-next]', { timeout: 2000 }).catch(() => undefined);
+        }
+      }
+      await page.waitForTimeout(100);
+    }
+    expect(taught).toEqual(new Set(['forward', 'gather', 'aggregator', 'scatter', 'recompute', 'reduce', 'optimizer']));
+    await page.uncheck('[data-testid=teaching-toggle]');
     await page.click('[data-testid=btn-stop]');
     await waitLab(page, "lab.state === 'stopped'", 30_000);
   }, 300_000);

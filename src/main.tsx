@@ -4,7 +4,8 @@ import { LabContext, LabStore } from './ui/store.ts';
 import { createBrowserSession } from './lab/browser.ts';
 import './ui/lab.css';
 
-const session = createBrowserSession(location.hash);
+// A bare URL opens the "first look" preset: small enough for a CPU-only WebGPU adapter.
+const session = createBrowserSession(location.hash.length > 1 ? location.hash : '#preset=first-look');
 const store = new LabStore(session);
 // Tests and the headless command drive the same session the UI shows.
 (window as unknown as { slideLab: typeof session }).slideLab = session;

@@ -213,16 +213,24 @@ export class LabSession extends Emitter<LabEvents> {
     return trainer;
   }
 
+  private waitingPhase: PhaseEvent | null = null;
+
   private async onPhase(e: PhaseEvent): Promise<void> {
     const waiting = this.teaching && e.at === 'end' && !this.abort?.signal.aborted;
     this.emit('phase', { ...e, waiting });
-    if (waiting) await new Promise<void>((resolve) => (this.phaseWake = resolve));
+    if (waiting) {
+      this.waitingPhase = e;
+      await new Promise<void>((resolve) => (this.phaseWake = resolve));
+    }
   }
 
   /** Teaching mode: go on to the next phase. */
   continuePhase(): void {
     const w = this.phaseWake;
+    const e = this.waitingPhase;
     this.phaseWake = null;
+    this.waitingPhase = null;
+    if (w && e) this.emit('phase', { ...e, waiting: false }); // the phase is no longer waiting
     w?.();
   }
 

@@ -18,11 +18,12 @@ export function App() {
   const { lab, snap } = useLab();
   const [viewing, setViewing] = useState<string | null>(null);
   const [linkError, setLinkError] = useState<string | null>(null);
+  const link = snap.hash || '#data=demo';
 
   // Link -> session (hash changes from preset links, pasted URLs, back/forward).
   useEffect(() => {
     const onHash = () => {
-      if (location.hash === snap.hash) return;
+      if (location.hash === link) return;
       try {
         const before = lab.lab.data;
         lab.applyHash(location.hash);
@@ -34,12 +35,12 @@ export function App() {
     };
     addEventListener('hashchange', onHash);
     return () => removeEventListener('hashchange', onHash);
-  }, [lab, snap.hash]);
+  }, [lab, link]);
 
-  // Session -> link.
+  // Session -> link. All-default settings still get a hash, so a reload does not fall back to the preset.
   useEffect(() => {
-    if (location.hash !== snap.hash) history.replaceState(null, '', snap.hash || location.pathname + location.search);
-  }, [snap.hash]);
+    if (location.hash !== link) history.replaceState(null, '', link);
+  }, [link]);
 
   useEffect(() => {
     document.getElementById(snap.lab.panel)?.scrollIntoView();

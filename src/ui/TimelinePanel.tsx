@@ -54,8 +54,8 @@ export function TimelinePanel() {
   const last = snap.steps[snap.steps.length - 1];
   const params = snap.ranks[0]?.params ?? 0;
   const tl = useMemo(() => (last && last.perRank.length ? buildTimeline(last, params) : null), [last, params]);
-  const waiting = snap.phases.find((p) => p.waiting);
   const current = snap.phases[snap.phases.length - 1];
+  const waiting = current?.waiting;
 
   return (
     <section id="timeline" className="panel" data-testid="timeline-panel">

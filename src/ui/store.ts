@@ -56,7 +56,7 @@ export class LabStore {
     s.on('eval', (ev) => this.set({ evals: [...this.snap.evals.filter((e) => e.step !== ev.step), ev], evalProgress: null }));
     s.on('evalProgress', (evalProgress) => this.set({ evalProgress }));
     s.on('progress', (progress) => this.set({ progress }));
-    s.on('phase', (p) => this.set({ phases: [...this.snap.phases.filter((q) => q.step === p.step), p] }));
+    s.on('phase', (p) => this.set({ phases: [...this.snap.phases.filter((q) => q.step === p.step && !(q.phase === p.phase && q.at === p.at)), p] }));
     s.on('checkpoint', (checkpoint) => this.set({ checkpoint }));
     s.on('error', (error) => this.set({ error }));
     s.on('equivalence', (equivalence) => this.set({ equivalence }));

@@ -96,6 +96,25 @@ describe('engine (in-process ranks, cpu backend)', () => {
     await engine.dispose();
   });
 
+  it('resumes from weights, optimizer state and step exactly where it stopped', async () => {
+    const a = new Engine(small(), slides, inProcessRanks(2));
+    await a.init(spec);
+    for (let i = 0; i < 3; i++) await a.trainStep();
+    const saved = { step: a.step, agg: await a.aggregatorWeights(), enc: await a.encoderWeights(), opt: await a.optimizerState() };
+    const b = new Engine(small(), slides, inProcessRanks(2));
+    await b.init(spec);
+    b.setAggregatorWeights(saved.agg);
+    await b.setEncoderWeights(saved.enc);
+    await b.setOptimizerState(saved.opt);
+    b.step = saved.step;
+    const [ra, rb] = [await a.trainStep(), await b.trainStep()];
+    expect(rb.loss).toBe(ra.loss);
+    expect(Array.from(await b.encoderWeights())).toEqual(Array.from(await a.encoderWeights()));
+    expect(Array.from(await b.aggregatorWeights())).toEqual(Array.from(await a.aggregatorWeights()));
+    await a.dispose();
+    await b.dispose();
+  });
+
   it('fails loudly when replicas drift apart', async () => {
     const ranks: RankApi[] = inProcessRanks(2);
     const r1 = ranks[1];
@@ -120,6 +139,6 @@ describe('engine (in-process ranks, cpu backend)', () => {
 function bind(r: RankApi): RankApi {
   return {
     init: (x) => r.init(x), encode: (x) => r.encode(x), prefetch: (x) => r.prefetch(x), backward: (x) => r.backward(x), apply: (x) => r.apply(x), backwardApply: (x) => r.backwardApply(x),
-    getWeights: () => r.getWeights(), setWeights: (w) => r.setWeights(w), memory: () => r.memory(), dispose: () => r.dispose(),
+    getWeights: () => r.getWeights(), setWeights: (w) => r.setWeights(w), getOptimizerState: () => r.getOptimizerState(), setOptimizerState: (x) => r.setOptimizerState(x), memory: () => r.memory(), dispose: () => r.dispose(),
   };
 }

@@ -5,7 +5,7 @@ import { tf, type Tensor } from './tf.ts';
 import { attentionDim, featureDim, type Config } from './config.ts';
 import { aggregatorForward, aggregatorGradients, aggregatorSpecs, dropoutMask, HIDDEN } from './models/aggregator.ts';
 import { createParams, disposeParams, readParams, writeParams, checksumDrift, type ParamSpec, type Params } from './params.ts';
-import { AdamW } from './optim/adamw.ts';
+import { AdamW, type AdamWState } from './optim/adamw.ts';
 import { scheduleAt, type Hyper } from './optim/schedule.ts';
 import { evalKey, rankSlots, Sampler, sampleTiles, type SlideEntry, type StepPlan } from './sampler.ts';
 import type { EncodeResult, RankApi, RankInfo } from './protocol.ts';
@@ -342,6 +342,17 @@ export class Engine {
   }
   async setEncoderWeights(w: Float32Array): Promise<void> {
     await Promise.all(this.ranks.map((r) => r.setWeights(w.slice())));
+  }
+
+  /** Both optimizers' state (AdamW moments and step counts), so a resumed run loses nothing. */
+  async optimizerState(): Promise<{ aggregator: AdamWState; encoder: AdamWState | null }> {
+    return { aggregator: await this.aggOpt.getState(), encoder: await this.ranks[0].getOptimizerState() };
+  }
+
+  async setOptimizerState(state: { aggregator: AdamWState; encoder: AdamWState | null }): Promise<void> {
+    this.aggOpt.setState(state.aggregator);
+    const enc = state.encoder;
+    if (enc) await Promise.all(this.ranks.map((r) => r.setOptimizerState({ t: enc.t, m: enc.m.slice(), v: enc.v.slice() })));
   }
 
   async dispose(): Promise<void> {

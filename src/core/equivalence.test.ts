@@ -22,7 +22,7 @@ async function equivalence(cfg: Config, wrap: (ranks: RankApi[]) => RankApi[] = 
 function delegate(r: RankApi, over: Partial<RankApi>): RankApi {
   const base: RankApi = {
     init: (x) => r.init(x), encode: (x) => r.encode(x), prefetch: (x) => r.prefetch(x), backward: (x) => r.backward(x), apply: (x) => r.apply(x), backwardApply: (x) => r.backwardApply(x),
-    getWeights: () => r.getWeights(), setWeights: (w) => r.setWeights(w), memory: () => r.memory(), dispose: () => r.dispose(),
+    getWeights: () => r.getWeights(), setWeights: (w) => r.setWeights(w), getOptimizerState: () => r.getOptimizerState(), setOptimizerState: (x) => r.setOptimizerState(x), memory: () => r.memory(), dispose: () => r.dispose(),
   };
   return { ...base, ...over };
 }

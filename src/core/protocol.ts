@@ -4,6 +4,7 @@
 import type { Config } from './config.ts';
 import type { TileSourceSpec } from './tiles.ts';
 import type { SharedReduceBuffers } from './shared-reduce.ts';
+import type { AdamWState } from './optim/adamw.ts';
 
 export type BackendName = 'webgpu' | 'cpu';
 
@@ -122,6 +123,9 @@ export interface RankApi {
   /** Packed encoder weights [P]. */
   getWeights(): Promise<Float32Array>;
   setWeights(weights: Float32Array): Promise<void>;
+  /** The encoder optimizer's state (null with a frozen encoder), for checkpoints. */
+  getOptimizerState(): Promise<AdamWState | null>;
+  setOptimizerState(state: AdamWState): Promise<void>;
   memory(): Promise<{ numTensors: number; numBytes: number }>;
   dispose(): Promise<void>;
 }

@@ -170,6 +170,15 @@ export class Rank implements RankApi {
     writeParams(this.specs, this.params, weights);
   }
 
+  async getOptimizerState() {
+    return this.optimizer ? this.optimizer.getState() : null;
+  }
+
+  async setOptimizerState(state: Parameters<AdamW['setState']>[0]): Promise<void> {
+    if (!this.optimizer) throw new Error(`rank ${this.rank}: the encoder is frozen and has no optimizer state`);
+    this.optimizer.setState(state);
+  }
+
   async memory(): Promise<{ numTensors: number; numBytes: number }> {
     const mem = tf.memory();
     return { numTensors: mem.numTensors, numBytes: mem.numBytes };

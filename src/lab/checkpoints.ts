@@ -2,6 +2,7 @@
 // lab settings) and the run's history, saved to IndexedDB as training goes so a reload can resume
 // where it stopped. A memory store stands in for tests and for browsers without IndexedDB.
 import type { StepReport } from '../core/report.ts';
+import type { AdamWState } from '../core/optim/adamw.ts';
 import type { DataSource } from './dataset.ts';
 import type { EvalSummary } from './run.ts';
 
@@ -17,6 +18,8 @@ export interface Checkpoint {
   total: number;
   aggregator: Float32Array;
   encoder: Float32Array;
+  /** AdamW moments and step counts of both optimizers (absent in checkpoints of older versions). */
+  optimizer?: { aggregator: AdamWState; encoder: AdamWState | null };
   /** Step reports without attention arrays, and the validation summaries. */
   steps: StepReport[];
   evals: EvalSummary[];

@@ -111,6 +111,7 @@ describe('LabSession (in-process ranks, cpu backend, synthetic slides)', () => {
     // Checkpoint at the end; a new session restores it with the same weights and step.
     const c = await store.load();
     expect(c!.step).toBe(2 * spe);
+    expect(c!.optimizer!.aggregator.t).toBe(2 * spe); // AdamW moments travel with the checkpoint
     const enc = await lab.trainer!.engine.encoderWeights();
     const lab2 = new LabSession(deps({ store }));
     expect(await lab2.restore(c!)).toBe(true);
@@ -118,6 +119,7 @@ describe('LabSession (in-process ranks, cpu backend, synthetic slides)', () => {
     expect(lab2.trainer!.engine.step).toBe(2 * spe);
     expect(lab2.history.steps).toHaveLength(2 * spe);
     expect(Array.from(await lab2.trainer!.engine.encoderWeights())).toEqual(Array.from(enc));
+    expect((await lab2.trainer!.engine.optimizerState()).aggregator.m).toEqual(c!.optimizer!.aggregator.m);
     expect(lab2.config).toEqual(lab.config);
   }, 120_000);
 

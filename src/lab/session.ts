@@ -373,6 +373,7 @@ export class LabSession extends Emitter<LabEvents> {
         total: t.total,
         aggregator: await t.engine.aggregatorWeights(),
         encoder: await t.engine.encoderWeights(),
+        optimizer: await t.engine.optimizerState(),
         steps: compactSteps(t.history.steps),
         evals: t.history.evals,
       };
@@ -424,6 +425,7 @@ export class LabSession extends Emitter<LabEvents> {
       const trainer = await this.ensureTrainer();
       trainer.engine.setAggregatorWeights(c.aggregator);
       await trainer.engine.setEncoderWeights(c.encoder);
+      if (c.optimizer) await trainer.engine.setOptimizerState(c.optimizer);
       trainer.engine.step = c.step;
       trainer.history.steps.push(...c.steps);
       trainer.history.evals.push(...c.evals);

@@ -15,7 +15,7 @@ export function buffersOf(value: unknown): ArrayBuffer[] {
 /** Wraps each method so its result travels by transfer. */
 export function transferringApi(api: RankApi): RankApi {
   const wrapped = {} as Record<string, unknown>;
-  for (const key of ['init', 'encode', 'prefetch', 'backward', 'apply', 'backwardApply', 'getWeights', 'setWeights', 'memory', 'dispose'] as const) {
+  for (const key of ['init', 'encode', 'prefetch', 'backward', 'apply', 'backwardApply', 'getWeights', 'setWeights', 'getOptimizerState', 'setOptimizerState', 'memory', 'dispose'] as const) {
     wrapped[key] = async (arg: never) => {
       const result = await (api[key] as (a: never) => Promise<unknown>).call(api, arg);
       return result && typeof result === 'object' ? Comlink.transfer(result, buffersOf(result)) : result;
@@ -44,6 +44,8 @@ export function remoteRank(remote: Comlink.Remote<RankApi>, terminate: () => voi
     backwardApply: send('backwardApply') as RankApi['backwardApply'],
     getWeights: () => remote.getWeights() as Promise<Float32Array>,
     setWeights: send('setWeights') as RankApi['setWeights'],
+    getOptimizerState: () => remote.getOptimizerState() as ReturnType<RankApi['getOptimizerState']>,
+    setOptimizerState: send('setOptimizerState') as RankApi['setOptimizerState'],
     memory: () => remote.memory() as Promise<{ numTensors: number; numBytes: number }>,
     dispose: () => remote.dispose() as Promise<void>,
     terminate,

@@ -32,7 +32,7 @@ export function nodeWorkerRanks(n: number): NodeRank[] {
 /** Races every call of a rank against its worker's death. */
 function guard(rank: NodeRank, died: Promise<never>): NodeRank {
   const out = { ...rank };
-  for (const key of ['init', 'encode', 'prefetch', 'backward', 'apply', 'backwardApply', 'getWeights', 'setWeights', 'memory', 'dispose'] as const) {
+  for (const key of ['init', 'encode', 'prefetch', 'backward', 'apply', 'backwardApply', 'getWeights', 'setWeights', 'getOptimizerState', 'setOptimizerState', 'memory', 'dispose'] as const) {
     const call = rank[key] as (a?: unknown) => Promise<unknown>;
     (out as Record<string, unknown>)[key] = (arg?: unknown) => Promise.race([call(arg), died]);
   }

@@ -36,7 +36,6 @@ export function ResumeBanner() {
       >
         Discard
       </button>
-      <span className="muted"> (AdamW moment estimates restart from zero on resume.)</span>
     </div>
   );
 }

@@ -6,8 +6,15 @@
 // the values on the cpu backend, where a chain of ten tfjs ops per parameter costs ~100x more.
 import { tf, type Tensor } from '../tf.ts';
 import type { OptimizerConfig } from '../config.ts';
-import { variableFrom, type ParamSpec, type Params } from '../params.ts';
+import { packTensors, unpack, variableFrom, type ParamSpec, type Params } from '../params.ts';
 import type { Hyper } from './schedule.ts';
+
+/** AdamW's state, for checkpoints: the step count and both moments packed in spec order [P]. */
+export interface AdamWState {
+  t: number;
+  m: Float32Array;
+  v: Float32Array;
+}
 
 export class AdamW {
   private m = new Map<string, tf.Variable>();
@@ -82,6 +89,22 @@ export class AdamW {
       variable.assign(t);
       t.dispose();
     }
+  }
+
+  async getState(): Promise<AdamWState> {
+    return { t: this.t, m: await packTensors(this.specs, this.m), v: await packTensors(this.specs, this.v) };
+  }
+
+  setState(state: AdamWState): void {
+    for (const [moments, packed] of [[this.m, state.m], [this.v, state.v]] as const) {
+      for (const [name, values] of unpack(this.specs, packed)) {
+        const variable = moments.get(name)!;
+        const t = tf.tensor(values, variable.shape);
+        variable.assign(t);
+        t.dispose();
+      }
+    }
+    this.t = state.t;
   }
 
   dispose(): void {

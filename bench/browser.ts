@@ -4,10 +4,10 @@
 // layer, on the page's own WebGPU device. Starts its own Vite dev server (or uses SLIDE_LAB_URL).
 import { parseArgs } from 'node:util';
 import os from 'node:os';
-import { createServer, type ViteDevServer } from 'vite';
 import { launch, chromiumArgs, CHROMIUM } from '../e2e/browser.ts';
 import type { KernelRow } from './lib/kernel-bench.ts';
 import { fmt, table } from './lib/stats.ts';
+import { startLabServer } from '../e2e/dev-server.ts';
 
 const { values } = parseArgs({
   options: {
@@ -22,15 +22,8 @@ const { values } = parseArgs({
 const opts = { batch: Number(values.batch), size: Number(values.size), width: Number(values.width), reps: Number(values.reps) };
 for (const [k, v] of Object.entries(opts)) if (!Number.isInteger(v) || v < 1) { console.error(`bench:browser: --${k} must be a positive integer`); process.exit(2); }
 
-let server: ViteDevServer | undefined;
-let base = process.env.SLIDE_LAB_URL;
-if (!base) {
-  server = await createServer({ configFile: 'vite.config.ts', server: { port: 0, host: '127.0.0.1' }, logLevel: 'warn' });
-  await server.listen();
-  const address = server.httpServer?.address();
-  if (!address || typeof address === 'string') throw new Error('vite dev server did not report a port');
-  base = `http://127.0.0.1:${address.port}`;
-}
+const server = await startLabServer();
+const base = server.url;
 const browser = await launch();
 const pageLog: string[] = [];
 let code = 0;
@@ -70,6 +63,6 @@ try {
   code = 1;
 } finally {
   await browser.close();
-  await server?.close();
+  await server.close();
 }
 process.exit(code);

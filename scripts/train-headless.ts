@@ -6,9 +6,9 @@
 // SLIDE_LAB_GPU=1 selects the real-GPU Chromium flags (see e2e/browser.ts).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { createServer, type ViteDevServer } from 'vite';
 import { launch } from '../e2e/browser.ts';
 import { labHash, settingsFromArgument } from '../src/lab/presets.ts';
+import { startLabServer } from '../e2e/dev-server.ts';
 
 type Mode = 'train' | 'equivalence' | 'k-sweep' | 'frozen-vs-e2e';
 
@@ -49,15 +49,8 @@ try {
 const mode: Mode = modeArg ?? (settings.lab.panel === 'equivalence' ? 'equivalence' : settings.preset === 'frozen-vs-end-to-end' ? 'frozen-vs-e2e' : settings.preset === 'more-tiles-help' ? 'k-sweep' : 'train');
 const hash = labHash(settings);
 
-let server: ViteDevServer | undefined;
-let base = process.env.SLIDE_LAB_URL;
-if (!base) {
-  server = await createServer({ configFile: 'vite.config.ts', server: { port: 0, host: '127.0.0.1' }, logLevel: 'warn' });
-  await server.listen();
-  const address = server.httpServer?.address();
-  if (!address || typeof address === 'string') throw new Error('vite dev server did not report a port');
-  base = `http://127.0.0.1:${address.port}`;
-}
+const server = await startLabServer();
+const base = server.url;
 
 const t0 = Date.now();
 const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(0).padStart(5)} s]`;
@@ -159,6 +152,6 @@ try {
   console.log(`${stamp()} wrote ${out} and ${shot}`);
 } finally {
   await browser.close();
-  await server?.close();
+  await server.close();
 }
 process.exit(code);

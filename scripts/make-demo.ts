@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SlideLevel } from '../src/slide/source.ts';
+import type { DemoIndex, DemoSlideEntry } from '../src/slide/demo-index.ts';
 import { DEFAULT_MIN_TISSUE, DEFAULT_MPP, DEFAULT_TILE_SIZE, planSlide, planTileGrid, type TileGrid } from '../src/slide/tiles.ts';
 import { tissueMaskOf } from '../src/slide/tissue.ts';
 import { downsampleBox } from '../src/slide/resample.ts';
@@ -40,29 +41,7 @@ export interface DemoSlideSpec {
   lesionSeed: number;
 }
 
-export interface DemoSlideEntry {
-  slide: string;
-  path: string;
-  label: 0 | 1;
-  split: 'train' | 'val';
-  width: number;
-  height: number;
-  mpp: number;
-  tissueTiles: number;
-  /** Grid indices holding a planted lesion (ground truth for attention maps); empty for negatives. */
-  lesionTiles: number[];
-  grid: TileGrid;
-}
-
-export interface DemoIndex {
-  version: number;
-  seed: number;
-  count: number;
-  tileSize: number;
-  mpp: number;
-  minTissue: number;
-  slides: DemoSlideEntry[];
-}
+export type { DemoIndex, DemoSlideEntry } from '../src/slide/demo-index.ts';
 
 /** Plans the slides (sizes, tissue shapes, labels, stratified 75/25 split): pure and deterministic. */
 export function planDemo(o: DemoOptions): DemoSlideSpec[] {

@@ -4,7 +4,7 @@
 // go on. The ranks read slide files themselves from the URLs (served files or blob: URLs).
 import type { SlideEntry } from '../core/sampler.ts';
 import { syntheticSlides, type SlideTiles, type TileSourceSpec } from '../core/tiles.ts';
-import type { TileGrid } from '../slide/tiles.ts';
+import type { DemoIndex } from '../slide/demo-index.ts';
 
 export interface GridInfo {
   cols: number;
@@ -51,21 +51,6 @@ export interface DataSet {
   issues: string[];
 }
 
-/** What demo.json holds (written by scripts/make-demo.ts); only the fields the lab reads. */
-interface DemoJson {
-  version: number;
-  slides: {
-    slide: string;
-    path: string;
-    label: 0 | 1;
-    split: 'train' | 'val';
-    width: number;
-    height: number;
-    tissueTiles: number;
-    lesionTiles?: number[];
-    grid: TileGrid;
-  }[];
-}
 
 /** Keeps `n` slides, the same share of each (split, label) group, in their original order. */
 export function stratifiedSubset<T extends { split: string | null; label: number | null }>(items: T[], n: number): T[] {
@@ -100,7 +85,7 @@ export async function loadDemo(url = '/demo/demo.json', subset = 0, fetcher: typ
     throw new Error(`could not fetch the demo data set (${url}): ${(e as Error).message}`);
   }
   if (!res.ok) throw new Error(`the demo data set is missing (${url}: HTTP ${res.status}); run \`npx tsx scripts/make-demo.ts\``);
-  const json = (await res.json()) as DemoJson;
+  const json = (await res.json()) as DemoIndex;
   if (!Array.isArray(json.slides)) throw new Error(`${url} is not a demo index (no slides)`);
   const base = new URL(url, globalThis.location?.href ?? 'http://localhost/');
   const slides: SlideInfo[] = stratifiedSubset(json.slides, subset).map((s) => ({

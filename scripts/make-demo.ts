@@ -3,7 +3,7 @@
 // white background; positive slides carry small planted lesions (dense dark purple nuclei) in a
 // few percent of their tissue tiles, negative slides none. Writes manifest.csv and demo.json (the
 // tile grid of every slide, so the browser need not recompute it) and a stamp, and skips all work
-// when the stamp matches. Usage: npx tsx scripts/make-demo.ts [--out public/demo] [--seed 7] [--count 32] [--force]
+// when the stamp matches. Usage: npx tsx scripts/make-demo.ts [--out public/demo] [--seed 7] [--count 32] [--lesion-fraction 0.04] [--force]
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,9 @@ import { paintLesion, paintScene, randomBlob, rng, type TissueBlob, type Texture
 
 export const DEMO_VERSION = 1;
 export const DEMO_MPP = 0.5; // µm per level-0 pixel: the lab's default grid reads level 0 as is
+
+/** Share of a positive slide's tissue tiles given a lesion (at least one). */
+export const DEMO_LESION_FRACTION = 0.04;
 
 export interface DemoOptions {
   seed: number;
@@ -90,7 +93,7 @@ export function renderSlide(spec: DemoSlideSpec, texture: Texture, o: DemoOption
   if (!grid) throw new Error(`${spec.slide}: no tissue tile to plant a lesion in`);
   const random = rng(spec.lesionSeed);
   const tissueTiles = plan(DEFAULT_MIN_TISSUE).tiles.length;
-  const n = Math.min(grid.tiles.length, Math.max(1, Math.round(tissueTiles * (o.lesionFraction ?? 0.04))));
+  const n = Math.min(grid.tiles.length, Math.max(1, Math.round(tissueTiles * (o.lesionFraction ?? DEMO_LESION_FRACTION))));
   const pool = grid.tiles.map((t) => ({ t, r: random() })).sort((a, b) => a.r - b.r).slice(0, n).map((x) => x.t);
   for (const t of pool) {
     const size = Math.round(t.w * (0.55 + random() * 0.3));
@@ -156,9 +159,9 @@ function arg(name: string, fallback: string): string {
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const out = resolve(arg('out', 'public/demo'));
-  const o: DemoOptions = { seed: Number(arg('seed', '7')), count: Number(arg('count', '32')) };
-  if (!(Number.isInteger(o.seed) && o.count >= 2 && o.count <= 200)) {
-    console.error('make-demo: --seed must be an integer and --count between 2 and 200');
+  const o: DemoOptions = { seed: Number(arg('seed', '7')), count: Number(arg('count', '32')), lesionFraction: Number(arg('lesion-fraction', String(DEMO_LESION_FRACTION))) };
+  if (!(Number.isInteger(o.seed) && o.count >= 2 && o.count <= 200 && o.lesionFraction! > 0 && o.lesionFraction! <= 1)) {
+    console.error('make-demo: --seed must be an integer, --count between 2 and 200, --lesion-fraction in (0, 1]');
     process.exit(2);
   }
   const t0 = performance.now();

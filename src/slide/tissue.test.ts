@@ -18,7 +18,8 @@ describe('tissue detection', () => {
     expect(b[24 - 7 - 1]).toBeGreaterThan(0);
   });
   it('finds stained tissue, not background, grey dust or pen ink', () => {
-    // [60, 80, 3]: background 242; tissue square (purple-brown), grey square, green pen stripe.
+    // [60, 80, 3]: background 242; tissue square (purple-brown) with a dense-nuclei patch, grey
+    // square, green pen stripe, black pen stripe.
     const w = 80, h = 60;
     const rgb = new Uint8Array(w * h * 3).fill(242);
     const paint = (x0: number, y0: number, x1: number, y1: number, c: [number, number, number]) => {
@@ -27,14 +28,20 @@ describe('tissue detection', () => {
     paint(10, 10, 40, 40, [170, 120, 150]);
     paint(50, 10, 70, 30, [150, 150, 150]);
     paint(50, 40, 78, 46, [40, 140, 60]);
+    paint(5, 50, 45, 56, [22, 22, 26]);
+    paint(15, 15, 25, 25, [60, 25, 100]);
     expect(isPen(40, 140, 60)).toBe(true);
+    expect(isPen(30, 30, 34)).toBe(true);
     expect(isPen(170, 120, 150)).toBe(false);
+    expect(isPen(60, 25, 100)).toBe(false); // hematoxylin-dense nuclei
     const { data, fraction } = tissueMaskOf(rgb, w, h);
     const at = (x: number, y: number) => data[y * w + x];
     expect(at(25, 25)).toBe(1);
     expect(at(5, 5)).toBe(0);
     expect(at(60, 20)).toBe(0); // grey: low saturation
-    expect(at(64, 43)).toBe(0); // pen
+    expect(at(64, 43)).toBe(0); // green pen
+    expect(at(25, 53)).toBe(0); // black pen
+    expect(at(20, 20)).toBe(1); // dense nuclei are tissue
     expect(fraction).toBeGreaterThan(0.15);
     expect(fraction).toBeLessThan(0.25);
   });

@@ -1,6 +1,6 @@
 // Tissue detection on a low-resolution read of the slide: grayscale, box blur, Otsu threshold,
-// then drop low-saturation pixels (white or grey background, dust) and pen ink (green or blue
-// marker). Pure functions over rasters, plus detectTissue() which picks the level to read.
+// then drop low-saturation pixels (white or grey background, dust) and pen ink (green, blue or
+// black marker). Pure functions over rasters, plus detectTissue() which picks the level to read.
 import { throwIfAborted } from './errors.ts';
 import type { SlideSource } from './source.ts';
 import { downsampleBox } from './resample.ts';
@@ -12,7 +12,7 @@ export interface TissueOptions {
   minSaturation?: number;
   /** The Otsu threshold is clamped into this gray range. */
   thresholdRange?: [number, number];
-  /** Drop green and blue marker ink. */
+  /** Drop green, blue and black marker ink. */
   penFilter?: boolean;
 }
 
@@ -96,9 +96,13 @@ export function otsu(values: Uint8Array): number {
   return bestT;
 }
 
-/** Green or blue marker ink (absent from H&E and IHC stains). */
+/**
+ * Marker ink, absent from H&E and IHC stains: green, blue, or black (dark and near-neutral;
+ * hematoxylin-dense nuclei stay purple, red-minus-green well above the ink's spread).
+ */
 export function isPen(r: number, g: number, b: number): boolean {
-  return (g > r + 15 && g > b + 15) || (b > r + 60 && b > g + 40);
+  const max = Math.max(r, g, b), min = Math.min(r, g, b);
+  return (g > r + 15 && g > b + 15) || (b > r + 60 && b > g + 40) || (max < 80 && max - min < 30);
 }
 
 /** Tissue mask of RGB [h, w, 3] (a low-resolution view of a slide). */

@@ -1,10 +1,13 @@
 // A zoomable slide viewer: OpenSeadragon over the project's slide reader. A custom tile source
 // asks SlideSource.readRegion for each deep-zoom tile (from the pyramid level closest to the
-// zoom), and overlays show the tissue tiles (shaded by tissue fraction), the attention heatmap
-// and the planted lesions as OpenSeadragon overlays in image coordinates.
+// zoom), and overlays in image coordinates show the pixel-level tissue mask (the same detector,
+// src/slide/tissue.ts, that planned the tile grid), the tissue tiles of the grid, the attention
+// heatmap and the planted lesions.
 import { useEffect, useRef, useState } from 'react';
 import OpenSeadragon from 'openseadragon';
 import type { SlideInfo } from '../lab/dataset.ts';
+import { detectTissue, type TissueMask } from '../slide/tissue.ts';
+import type { SlideSource } from '../slide/source.ts';
 import { openSource } from './slide-images.ts';
 import { heat } from './SlideCanvas.tsx';
 
@@ -17,6 +20,7 @@ interface Job {
 }
 
 export interface ViewerOverlays {
+  /** The tissue tiles of the grid (outlines) and the pixel-level tissue mask (green wash). */
   tissue: boolean;
   lesions: boolean;
   attention: { tileIndices: number[]; scores: number[] } | null;
@@ -27,14 +31,19 @@ export function SlideViewer({ slide, overlays }: { slide: SlideInfo; overlays: V
   const viewer = useRef<OpenSeadragon.Viewer | null>(null);
   const [status, setStatus] = useState('opening…');
   const [tiles, setTiles] = useState(0);
+  const source = useRef<SlideSource | null>(null);
+  const [mask, setMask] = useState<{ canvas: HTMLCanvasElement; w0: number; h0: number; info: string } | { error: string } | null>(null);
+  const [showMask, setShowMask] = useState(true);
 
   useEffect(() => {
     let live = true;
     setStatus('opening…');
     setTiles(0);
+    setMask(null);
     void openSource(slide).then(
       (src) => {
         if (!live || !host.current) return;
+        source.current = src;
         const l0 = src.levels[0];
         const maxLevel = Math.ceil(Math.log2(Math.max(l0.width, l0.height)));
         const ts = new OpenSeadragon.TileSource({ width: l0.width, height: l0.height, tileSize: TILE, tileOverlap: 0, minLevel: 0, maxLevel } as never);
@@ -85,8 +94,22 @@ export function SlideViewer({ slide, overlays }: { slide: SlideInfo; overlays: V
       live = false;
       viewer.current?.destroy();
       viewer.current = null;
+      source.current = null;
     };
   }, [slide]);
+
+  // The pixel-level tissue mask, detected once per slide when first shown (a low-resolution read).
+  const wantMask = overlays.tissue && showMask && status === 'ready';
+  useEffect(() => {
+    const src = source.current;
+    if (!wantMask || mask || !src) return;
+    const abort = new AbortController();
+    detectTissue(src, { signal: abort.signal }).then(
+      (m) => setMask({ canvas: maskCanvas(m), w0: m.width * m.downsampleX, h0: m.height * m.downsampleY, info: `tissue mask ${m.width}×${m.height} px, ${(100 * m.fraction).toFixed(0)}% tissue, gray threshold ${m.threshold}` }),
+      (e: Error) => !abort.signal.aborted && setMask({ error: `tissue mask failed: ${e.message}` }),
+    );
+    return () => abort.abort();
+  }, [wantMask, mask]);
 
   useEffect(() => {
     const v = viewer.current;
@@ -101,6 +124,8 @@ export function SlideViewer({ slide, overlays }: { slide: SlideInfo; overlays: V
       v.addOverlay({ element: el, location: v.viewport.imageToViewportRectangle(r[i * 4], r[i * 4 + 1], r[i * 4 + 2], r[i * 4 + 3]) });
     };
     const n = r.length / 4;
+    // Mask pixel (i, j) covers level-0 [i * dsX, (i + 1) * dsX): the canvas spans width * dsX.
+    if (wantMask && mask && 'canvas' in mask) v.addOverlay({ element: mask.canvas, location: v.viewport.imageToViewportRectangle(0, 0, mask.w0, mask.h0) });
     if (overlays.tissue) for (let i = 0; i < n; i++) add(i, { border: '1px solid rgba(0,140,0,0.7)', background: 'rgba(0,160,0,0.08)' }, `tissue tile ${i}`);
     const att = overlays.attention;
     if (att?.scores.length) {
@@ -110,12 +135,44 @@ export function SlideViewer({ slide, overlays }: { slide: SlideInfo; overlays: V
       att.tileIndices.forEach((t, i) => t < n && add(t, { background: heat(hi > lo ? (e[i] - lo) / (hi - lo) : 0.5) }, `tile ${t}: attention score ${att.scores[i].toFixed(3)}`));
     }
     if (overlays.lesions) for (const t of slide.lesionTiles ?? []) add(t, { border: '2px dashed #000' }, `planted lesion (tile ${t})`);
-  }, [status, slide, overlays.tissue, overlays.lesions, overlays.attention]);
+  }, [status, slide, overlays.tissue, overlays.lesions, overlays.attention, wantMask, mask]);
 
+  const maskState = !wantMask ? 'off' : !mask ? 'detecting' : 'canvas' in mask ? 'shown' : 'failed';
   return (
     <div className="osd-wrap">
-      <div ref={host} className="osd" data-testid="slide-viewer" data-status={status} data-tiles={tiles} />
-      <span className="muted">{status === 'ready' ? 'scroll to zoom, drag to pan' : status}</span>
+      <div ref={host} className="osd" data-testid="slide-viewer" data-status={status} data-tiles={tiles} data-mask={maskState} />
+      <span className="muted">
+        {status === 'ready' ? 'scroll to zoom, drag to pan' : status}
+        {overlays.tissue && status === 'ready' && (
+          <>
+            {' · '}
+            <label title="The tissue detector's pixel mask (grayscale Otsu threshold, saturation and pen filters) that the tile grid was planned on">
+              <input type="checkbox" checked={showMask} onChange={(e) => setShowMask(e.target.checked)} /> pixel tissue mask
+            </label>
+            {wantMask && <> {' · '}{!mask ? 'detecting tissue…' : 'canvas' in mask ? mask.info : mask.error}</>}
+          </>
+        )}
+      </span>
     </div>
   );
+}
+
+/** The mask as a canvas, one pixel per mask pixel: tissue green and translucent, background clear. */
+function maskCanvas(m: TissueMask): HTMLCanvasElement {
+  const c = document.createElement('canvas');
+  c.width = m.width;
+  c.height = m.height;
+  c.className = 'osd-overlay osd-mask';
+  c.title = 'pixel-level tissue mask';
+  Object.assign(c.style, { imageRendering: 'pixelated', pointerEvents: 'none' });
+  const img = new ImageData(m.width, m.height);
+  for (let i = 0; i < m.data.length; i++) {
+    if (!m.data[i]) continue;
+    img.data[i * 4] = 0;
+    img.data[i * 4 + 1] = 170;
+    img.data[i * 4 + 2] = 60;
+    img.data[i * 4 + 3] = 80;
+  }
+  c.getContext('2d')!.putImageData(img, 0, 0);
+  return c;
 }

@@ -1,6 +1,7 @@
 // Helpers for the lab's browser tests: wait on the LabSession the page exposes as
 // window.slideLab, read its figures, and fail with what the page said.
-import type { Page } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+import type { Download, Page } from 'playwright-core';
 
 /** Waits until `fn(window.slideLab)` is truthy; on timeout, reports the lab's state and error. */
 export async function waitLab(page: Page, fn: string, timeout = 120_000): Promise<void> {
@@ -88,4 +89,57 @@ export async function clickSurvivingReload(page: Page, selector: string, started
     await waitLab(page, "lab.data && lab.state === 'ready'", 60_000);
   }
   throw new Error(`the page kept reloading after clicking ${selector}`);
+}
+
+export interface Downloaded {
+  name: string;
+  body: Buffer;
+}
+
+/** Clicks `selector` and collects the `count` downloads it starts (file name and contents). */
+export async function downloadsOf(page: Page, selector: string, count = 1, timeout = 30_000): Promise<Downloaded[]> {
+  const got: Download[] = [];
+  let on: (d: Download) => void = () => undefined;
+  const all = new Promise<void>((resolve) => {
+    on = (d) => {
+      got.push(d);
+      if (got.length === count) resolve();
+    };
+    page.on('download', on);
+  });
+  try {
+    await page.click(selector);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([all, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${selector}: ${got.length} of ${count} downloads within ${timeout} ms`)), timeout)))]).finally(() => clearTimeout(timer));
+  } finally {
+    page.off('download', on);
+  }
+  return Promise.all(got.map(async (d) => ({ name: d.suggestedFilename(), body: readFileSync((await d.path())!) })));
+}
+
+/** CSV text -> rows of cells (the lab's CSVs quote only cells with a comma, quote or newline). */
+export function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') (cell += '"'), i++;
+      else if (c === '"') quoted = false;
+      else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') row.push(cell), (cell = '');
+    else if (c === '\n') row.push(cell), rows.push(row), (row = []), (cell = '');
+    else cell += c;
+  }
+  if (cell || row.length) row.push(cell), rows.push(row);
+  return rows;
+}
+
+/** CSV text -> one record per data row, keyed by the header. */
+export function csvRecords(text: string): Record<string, string>[] {
+  const [header, ...rows] = parseCsv(text);
+  return rows.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i] ?? ''])));
 }

@@ -1,15 +1,23 @@
 // The lab end to end in headless Chromium: demo slides, 2 Web Worker ranks on WebGPU
 // (SwiftShader here; a real GPU with SLIDE_LAB_GPU=1), a small preset. One page, in order:
 // train with a reload in the middle (resume from the IndexedDB checkpoint), check the loss trend,
-// the timeline, the ranks' adapters and the attention heatmap; open a preset link and run the
-// equivalence check; drop a corrupt file beside good ones.
+// the main context's backend, the exports (metrics CSV/JSON, weights), the timeline, the ranks'
+// adapters and the attention heatmap; open a preset link and run the equivalence check; a tiny
+// K sweep on one set of warm workers and its CSV; slides dropped on the drop zone and a picked
+// folder; drop a corrupt file beside good ones.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { artifactPath, launch, labUrl, watchPage } from './browser.ts';
-import { clickSurvivingReload, figures, mean, paintedPixels, waitLab } from './lab-page.ts';
+import { clickSurvivingReload, csvRecords, downloadsOf, figures, mean, paintedPixels, waitLab } from './lab-page.ts';
 import { TOLERANCE } from '../src/core/equivalence.ts';
 import { PHASES } from '../src/core/report.ts';
+import { attentionDim, featureDim, parseConfig } from '../src/core/config.ts';
+import { encoderSpecs } from '../src/core/models/encoder.ts';
+import { aggregatorSpecs } from '../src/core/models/aggregator.ts';
+import { importWeights } from '../src/lab/export.ts';
 
 // first-look on 6 demo slides (4 train, 2 val): 2 epochs of 4 steps, K = 16 tiles of 32 px.
 const RUN = '/#preset=first-look&subset=6&epochs=2';
@@ -72,6 +80,50 @@ describe('Slide Lab in Chromium with 2 Web Worker ranks on WebGPU', () => {
     await page.screenshot({ path: artifactPath('lab-train.png'), fullPage: true });
   }, 420_000);
 
+  it('shows the main context\'s backend, and exports the metrics (CSV, JSON) and the weights as downloads', async () => {
+    // auto: the cpu backend beside a software WebGPU adapter (SwiftShader), WebGPU on a real GPU.
+    const main = page.locator('[data-testid=rank-main]').first();
+    expect(await main.getAttribute('data-choice')).toBe('auto');
+    expect(await main.getAttribute('data-backend')).toBe(process.env.SLIDE_LAB_GPU === '1' ? 'webgpu' : 'cpu');
+    expect(await main.textContent()).toMatch(/main context \(aggregator\): (cpu|webgpu) — auto: /);
+
+    const [csv] = await downloadsOf(page, '[data-testid=export-csv]');
+    expect(csv.name).toBe('slide-lab-metrics.csv');
+    const records = csvRecords(csv.body.toString('utf8'));
+    const steps = records.filter((r) => r.kind === 'step');
+    expect(steps.map((r) => Number(r.step))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    for (const r of steps) {
+      expect(Number(r.k)).toBe(16);
+      expect(Number.isFinite(Number(r.loss)) && r.loss !== '').toBe(true);
+      expect(Number(r.main_aggregator_ms)).toBeGreaterThan(0);
+    }
+    expect(records.filter((r) => r.kind === 'eval').map((r) => Number(r.epoch))).toEqual([1, 2]);
+
+    const [json] = await downloadsOf(page, '[data-testid=export-json]');
+    const m = JSON.parse(json.body.toString('utf8'));
+    expect(m).toMatchObject({ kind: 'slide-lab-metrics', version: 1, config: { tiles: 16, ranks: 2 } });
+    expect(m.steps.map((st: { loss: number }) => st.loss)).toEqual(steps.map((r) => Number(r.loss)));
+    expect(m.evals).toHaveLength(2);
+    expect(m.summary.steps).toBe(8);
+    expect(m.ranks.map((r: { backend: string }) => r.backend)).toEqual(['webgpu', 'webgpu']);
+
+    // Weights: model.json (tfjs weights manifest) + weights.bin, which import back into this model.
+    const files = await downloadsOf(page, '[data-testid=export-weights]', 2);
+    const byName = Object.fromEntries(files.map((f) => [f.name, f.body]));
+    expect(Object.keys(byName).sort()).toEqual(['model.json', 'weights.bin']);
+    const cfg = parseConfig((await figures(page)).config);
+    const encSpecs = encoderSpecs(cfg.encoder);
+    const aggSpecs = aggregatorSpecs(featureDim(cfg.encoder), attentionDim(cfg.aggregator));
+    const model = JSON.parse(byName['model.json'].toString('utf8'));
+    expect(model.weightsManifest[0].paths).toEqual(['weights.bin']);
+    expect(model.userDefinedMetadata.step).toBe(8);
+    const bin = byName['weights.bin'];
+    const w = importWeights(byName['model.json'].toString('utf8'), Uint8Array.from(bin).buffer, encSpecs, aggSpecs);
+    const live = await page.evaluate(async () => Array.from(await (window as any).slideLab.trainer.engine.encoderWeights() as Float32Array));
+    expect(Array.from(w.encoder)).toEqual(live);
+    expect(w.aggregator.some((x) => x !== 0)).toBe(true);
+  }, 60_000);
+
   it('the timeline shows every phase for main and both ranks, with shapes and bytes on the arrows', async () => {
     const segs = await page.locator('[data-testid^=seg-]').evaluateAll((els) => els.map((e) => e.getAttribute('data-testid')));
     for (const rank of [0, 1]) for (const phase of ['decode', 'forward', 'recompute', 'optimizer']) expect(segs).toContain(`seg-${rank}-${phase}`);
@@ -116,6 +168,78 @@ describe('Slide Lab in Chromium with 2 Web Worker ranks on WebGPU', () => {
     expect(max).toBeLessThan(TOLERANCE.grad);
     await page.locator('[data-testid=equivalence-panel]').screenshot({ path: artifactPath('lab-equivalence.png') });
   }, 300_000);
+
+  it('a tiny K sweep runs both values on one set of warm workers, fills its chart and table, and exports its CSV', async () => {
+    // The equivalence preset's tiny model on synthetic slides; K = 2 and 4, 2 steps each.
+    await page.evaluate(() => (location.hash = '#preset=equivalence&sweep=2,4&expSteps=2&panel=experiments'));
+    await waitLab(page, "lab.lab.sweep.join(',') === '2,4' && lab.lab.expSteps === 2 && lab.data && lab.state === 'ready'", 30_000);
+    await clickSurvivingReload(page, '[data-testid=run-ksweep]', "lab.state === 'busy' || lab.experimentRows.length > 0");
+    await waitLab(page, "lab.state === 'ready' && (lab.experimentRows.length === 2 || lab.lastError)", 300_000);
+    const rows = await page.evaluate(() => (window as any).slideLab.experimentRows.map((r: any) => ({ k: r.k, steps: r.steps, losses: r.losses, reused: r.reusedRanks, wallMs: r.wallMs })));
+    console.log(JSON.stringify({ ksweep: rows }));
+    expect((await figures(page)).error).toBeNull();
+    expect(rows.map((r: { k: number; steps: number; reused: boolean }) => [r.k, r.steps, r.reused])).toEqual([[2, 2, false], [4, 2, true]]);
+    for (const r of rows) for (const l of r.losses) expect(Number.isFinite(l)).toBe(true);
+    expect(await page.locator('[data-testid=ksweep-table] [data-testid=exp-row]').count()).toBe(2);
+    expect(await page.locator('[data-testid=chart-ksweep]').getAttribute('data-points')).toBe('2');
+    expect(await page.locator('[data-testid=chart-ksweep] canvas').count()).toBeGreaterThan(0);
+    expect(await page.locator('[data-testid=exp-status]').textContent()).toBe('finished');
+
+    const [csv] = await downloadsOf(page, '[data-testid=export-k-sweep-csv]');
+    expect(csv.name).toBe('k-sweep.csv');
+    const records = csvRecords(csv.body.toString('utf8'));
+    expect(records.map((r) => [r.experiment, r.variant, r.k, r.steps, r.reused_ranks])).toEqual([['k-sweep', 'K=2', '2', '2', 'false'], ['k-sweep', 'K=4', '4', '2', 'true']]);
+    for (const r of records) expect(Number(r.final_train_loss)).toBeCloseTo(mean(rows.find((x: { k: number }) => x.k === Number(r.k)).losses), 6);
+    await page.locator('[data-testid=experiments-panel]').screenshot({ path: artifactPath('lab-ksweep.png') });
+  }, 360_000);
+
+  it('slides dragged onto the drop zone, and a picked folder, load with their manifest', async () => {
+    // A real drag and drop: dragenter, dragover, drop on the zone with a DataTransfer built in the page.
+    const csv = 'slide,label,split\ndemo-000,0,train\ndemo-001,1,val\n';
+    const files = [
+      { name: 'labels.csv', type: 'text/csv', b64: Buffer.from(csv).toString('base64') },
+      { name: 'demo-000.tiff', type: 'image/tiff', b64: readFileSync('public/demo/demo-000.tiff').toString('base64') },
+      { name: 'demo-001.tiff', type: 'image/tiff', b64: readFileSync('public/demo/demo-001.tiff').toString('base64') },
+    ];
+    const dt = await page.evaluateHandle((fs) => {
+      const dt = new DataTransfer();
+      for (const f of fs) dt.items.add(new File([Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0))], f.name, { type: f.type }));
+      return dt;
+    }, files);
+    const zone = '[data-testid=dropzone]';
+    await page.dispatchEvent(zone, 'dragenter', { dataTransfer: dt });
+    await page.dispatchEvent(zone, 'dragover', { dataTransfer: dt });
+    await expect.poll(() => page.getAttribute(zone, 'data-over')).toBe('1');
+    await page.dispatchEvent(zone, 'drop', { dataTransfer: dt });
+    await waitLab(page, "lab.data && lab.data.source.kind === 'files' && lab.state === 'ready'", 60_000);
+    expect(await page.getAttribute(zone, 'data-over')).toBe('0');
+    const dropped = await page.evaluate(() => (window as any).slideLab.data.slides.map((s: any) => ({ id: s.id, tiles: s.tissueTiles, error: s.error ?? null, split: s.split })));
+    expect(dropped.map((s: { id: string }) => s.id)).toEqual(['demo-000', 'demo-001']);
+    for (const s of dropped) {
+      expect(s.error).toBeNull();
+      expect(s.tiles).toBeGreaterThan(10);
+    }
+    await expect.poll(() => page.locator('[data-testid^="slide-row-"]').count()).toBe(2);
+    expect(await page.locator('[data-testid=slide-table] [data-testid=slide-error]').count()).toBe(0);
+
+    // A folder (input with webkitdirectory): the files arrive with their folder path.
+    const dir = mkdtempSync(join(tmpdir(), 'slide-lab-folder-'));
+    try {
+      writeFileSync(join(dir, 'manifest.csv'), 'slide,label,split\ndemo-002,0,train\ndemo-003,1,val\n');
+      for (const id of ['demo-002', 'demo-003']) writeFileSync(join(dir, `${id}.tiff`), readFileSync(`public/demo/${id}.tiff`));
+      await page.setInputFiles('[data-testid=folder-input]', dir);
+      await waitLab(page, "lab.data && lab.data.slides.some((s) => s.id === 'demo-003') && lab.state === 'ready'", 60_000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const picked = await page.evaluate(() => {
+      const d = (window as any).slideLab.data;
+      return { names: d.source.names, slides: d.slides.map((s: any) => ({ id: s.id, error: s.error ?? null })) };
+    });
+    expect(picked.slides).toEqual([{ id: 'demo-002', error: null }, { id: 'demo-003', error: null }]);
+    for (const n of picked.names) expect(n).toMatch(/^slide-lab-folder-[^/]+\/(manifest\.csv|demo-00[23]\.tiff)$/);
+    await expect.poll(() => page.locator('[data-testid^="slide-row-"]').count()).toBe(2);
+  }, 180_000);
 
   it('a corrupt file dropped beside good slides shows its error while the rest trains; teaching mode explains each phase', async () => {
     const csv = 'slide,label,split\ndemo-000,0,train\ndemo-001,1,train\nbroken,1,val\n';

@@ -98,6 +98,7 @@ try {
       const h = lab.history;
       const last = h.steps[h.steps.length - 1];
       const ranks = lab.rankInfo.map((r: any) => `rank ${r.rank} ${r.backend}${r.adapter ? ` (${[r.adapter.vendor, r.adapter.architecture].filter(Boolean).join(' ')})` : ''}${r.fallbackReason ? ` [${r.fallbackReason}]` : ''}`);
+      if (lab.main) ranks.unshift(`main context ${lab.main.backend} (${lab.main.why})`);
       return {
         hl: (window as any).__headless, state: lab.state, error: lab.lastError, ranks,
         step: last ? { step: last.step, epoch: last.epoch, loss: last.loss, slide: last.slideId, wallMs: last.wallMs, k: last.k } : null,
@@ -129,7 +130,7 @@ try {
 
   const result = await page.evaluate((m) => {
     const lab = (window as any).slideLab;
-    return { mode: m, state: lab.state, error: lab.lastError, metrics: lab.metricsJson(), equivalence: lab.equivalenceRows, experiments: lab.experimentRows };
+    return { mode: m, state: lab.state, error: lab.lastError, main: lab.main, metrics: lab.metricsJson(), equivalence: lab.equivalenceRows, experiments: lab.experimentRows };
   }, mode);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify({ kind: 'slide-lab-headless', url, elapsedS: (Date.now() - t0) / 1000, ...result }, null, 1));
@@ -138,6 +139,9 @@ try {
     console.error(`${stamp()} error at ${result.error.where}: ${result.error.message}`);
     code = 1;
   }
+  const aggMs = result.metrics.steps.map((st: { main: Record<string, number> }) => st.main.aggregator ?? NaN).filter(Number.isFinite).sort((a: number, b: number) => a - b);
+  const med = (xs: number[]) => (xs.length ? xs[Math.floor((xs.length - 1) / 2)] : NaN);
+  if (aggMs.length) console.log(`${stamp()} main context ${result.main?.backend ?? '?'}: aggregator phase ${med(aggMs).toFixed(0)} ms median per step (first step ${result.metrics.steps[0].main.aggregator.toFixed(0)} ms), step wall ${med(result.metrics.steps.map((st: { wallMs: number }) => st.wallMs).sort((a: number, b: number) => a - b)).toFixed(0)} ms median`);
   if (mode === 'train') console.log(`${stamp()} ${sm.steps} steps: loss ${sm.firstLoss?.toFixed(4)} -> ${sm.lastLoss?.toFixed(4)} (last-epoch mean ${sm.finalTrainLoss?.toFixed(4)}), final AUC ${sm.finalAuc?.toFixed(3)}, ${sm.tilesPerSec?.toFixed(2)} tiles/s overall, ${sm.medianTilesPerSec?.toFixed(2)} tiles/s median step; ranks: ${sm.adapters.join('; ')}`);
   if (mode === 'equivalence') {
     const rows = result.equivalence as { step: number; lossDiff: number; param: Record<string, number>; grad: Record<string, number>; pass: boolean }[];
@@ -145,7 +149,9 @@ try {
     if (!rows.length || rows.some((r) => !r.pass)) code = 1;
   }
   if (mode === 'k-sweep' || mode === 'frozen-vs-e2e') {
-    for (const r of result.experiments as { variant: string; finalTrainLoss: number; auc: number; steps: number }[]) console.log(`${stamp()} ${r.variant}: ${r.steps} steps, final train loss ${r.finalTrainLoss.toFixed(4)}, val AUC ${r.auc.toFixed(3)}`);
+    for (const r of result.experiments as { variant: string; finalTrainLoss: number; auc: number; steps: number; wallMs: number; firstStepMs: number; reusedRanks: boolean }[]) {
+      console.log(`${stamp()} ${r.variant}: ${r.steps} steps, final train loss ${r.finalTrainLoss.toFixed(4)}, val AUC ${r.auc.toFixed(3)}; run ${(r.wallMs / 1000).toFixed(1)} s, first step ${(r.firstStepMs / 1000).toFixed(1)} s, ${r.reusedRanks ? 'warm (reused) workers' : 'workers started'}`);
+    }
   }
   const shot = out.replace(/\.json$/, '') + '.png';
   await page.screenshot({ path: shot, fullPage: true }).catch(() => undefined);

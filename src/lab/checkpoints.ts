@@ -3,8 +3,13 @@
 // where it stopped. A memory store stands in for tests and for browsers without IndexedDB.
 import type { StepReport } from '../core/report.ts';
 import type { AdamWState } from '../core/optim/adamw.ts';
-import type { DataSource } from './dataset.ts';
-import type { EvalSummary } from './run.ts';
+import { attentionDim, featureDim } from '../core/config.ts';
+import { aggregatorSpecs } from '../core/models/aggregator.ts';
+import { encoderSpecs } from '../core/models/encoder.ts';
+import type { DataSet, DataSource } from './dataset.ts';
+import { exportWeights, type WeightsArtifacts } from './export.ts';
+import { parseLabHash } from './presets.ts';
+import type { EvalSummary, Trainer } from './run.ts';
 
 export interface Checkpoint {
   /** 'latest' is the one a reload offers to resume. */
@@ -91,4 +96,46 @@ export function defaultStore(): CheckpointStore {
 /** Step reports without their attention arrays (what a checkpoint keeps). */
 export function compactSteps(steps: readonly StepReport[]): StepReport[] {
   return steps.map((s) => ({ ...s, attention: { tileIndices: [], scores: [] } }));
+}
+
+/** A checkpoint of a live run at its current step (weights, both optimizers, history). */
+export async function checkpointOf(t: Trainer, data: DataSet, hash: string, id = 'latest'): Promise<Checkpoint> {
+  return {
+    id,
+    savedAt: Date.now(),
+    hash,
+    data: data.source,
+    step: t.engine.step,
+    total: t.total,
+    aggregator: await t.engine.aggregatorWeights(), // [P_agg]
+    encoder: await t.engine.encoderWeights(), // [P], from rank 0 (replicas are identical)
+    optimizer: await t.engine.optimizerState(),
+    steps: compactSteps(t.history.steps),
+    evals: t.history.evals,
+  };
+}
+
+/** Puts a fresh run (same config and data) where the checkpoint left off. */
+export async function applyCheckpoint(t: Trainer, c: Checkpoint): Promise<void> {
+  t.engine.setAggregatorWeights(c.aggregator);
+  await t.engine.setEncoderWeights(c.encoder);
+  if (c.optimizer) await t.engine.setOptimizerState(c.optimizer);
+  t.engine.step = c.step;
+  t.history.steps.push(...c.steps);
+  t.history.evals.push(...c.evals);
+}
+
+/** Why a checkpoint cannot resume on the loaded data, or null. Dropped files must be dropped again. */
+export function dataMismatch(c: Checkpoint, data: DataSet | null): string | null {
+  if (c.data.kind !== 'files') return null;
+  const names = data?.source.kind === 'files' ? data.source.names.join('|') : '';
+  if (names === c.data.names.join('|')) return null;
+  return `this checkpoint trained on dropped files (${c.data.names.slice(0, 3).join(', ')}...): drop the same files again, then resume`;
+}
+
+/** A checkpoint's weights in the export format (model.json + weights.bin), for its own config. */
+export function checkpointWeights(c: Checkpoint): WeightsArtifacts {
+  const cfg = parseLabHash(c.hash).config;
+  const aggSpecs = aggregatorSpecs(featureDim(cfg.encoder), attentionDim(cfg.aggregator));
+  return exportWeights(encoderSpecs(cfg.encoder), c.encoder, aggSpecs, c.aggregator, { hash: c.hash, step: c.step });
 }

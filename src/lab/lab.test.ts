@@ -64,6 +64,15 @@ describe('presets and the lab hash', () => {
     expect(() => parseLabHash('#sweep=4,x')).toThrow(/sweep/);
     expect(() => parseLabHash('#bogus=1')).toThrow(/bogus: unknown setting/);
     expect(parseLabHash('').config).toEqual(DEFAULT_CONFIG);
+    expect(() => parseLabHash('#mainBackend=gpu')).toThrow(/mainBackend: must be auto, webgpu, cpu/);
+  });
+  it('the main context backend is a lab setting: old links parse as auto, a choice round-trips', () => {
+    expect(parseLabHash('#preset=first-look&tiles=32').lab.mainBackend).toBe('auto');
+    const s = parseLabHash('#preset=first-look&mainBackend=cpu');
+    expect(s.lab.mainBackend).toBe('cpu');
+    expect(labHash(s)).toContain('mainBackend=cpu');
+    expect(parseLabHash(labHash(s)).lab).toEqual(s.lab);
+    expect(labHash(parseLabHash('#tiles=8'))).not.toContain('mainBackend');
   });
   it('stratified subsets keep both labels in both splits', () => {
     const items = Array.from({ length: 32 }, (_, i) => ({ label: i % 2, split: i < 24 ? 'train' : 'val' }));
@@ -107,6 +116,10 @@ describe('LabSession (in-process ranks, cpu backend, synthetic slides)', () => {
     const back = importWeights(w.modelJson, w.weightsBin, encoderSpecs(lab.config.encoder), lab.trainer!.engine.aggSpecs);
     expect(Array.from(back.encoder)).toEqual(Array.from(await lab.trainer!.engine.encoderWeights()));
     expect(() => importWeights(w.modelJson, w.weightsBin.slice(8), encoderSpecs(lab.config.encoder), lab.trainer!.engine.aggSpecs)).toThrow(/bytes/);
+    // Without a live run, the export comes from the latest checkpoint: the same files.
+    const fromCheckpoint = await new LabSession(deps({ store })).exportWeights();
+    expect(new Uint8Array(fromCheckpoint.weightsBin)).toEqual(new Uint8Array(w.weightsBin));
+    expect(JSON.parse(fromCheckpoint.modelJson).weightsManifest).toEqual(JSON.parse(w.modelJson).weightsManifest);
 
     // Checkpoint at the end; a new session restores it with the same weights and step.
     const c = await store.load();
@@ -193,6 +206,42 @@ describe('LabSession (in-process ranks, cpu backend, synthetic slides)', () => {
     expect(lab.history.steps).toHaveLength(1);
     expect(lab.trainer).toBeNull();
   }, 60_000);
+
+  it('sets up the main context from the ranks\' backend and the mainBackend setting, again when it changes', async () => {
+    const calls: string[] = [];
+    const lab = new LabSession(deps({ setupMain: async (ranks, main) => {
+      calls.push(`${ranks}|${main}`);
+      await tf.setBackend('cpu');
+      return { backend: 'cpu', adapter: null, why: `test: ${main}` };
+    } }), `${HASH}&mainBackend=cpu`);
+    await lab.loadDefaultData();
+    await lab.step();
+    await until(() => lab.state === 'paused');
+    expect(lab.main).toMatchObject({ backend: 'cpu', choice: 'cpu', why: 'test: cpu' });
+    await lab.stop();
+    lab.setSettings(lab.config, { ...lab.lab, mainBackend: 'auto' });
+    await lab.step();
+    await until(() => lab.state === 'paused');
+    expect(lab.main).toMatchObject({ choice: 'auto', why: 'test: auto' });
+    expect(calls).toEqual(['cpu|cpu', 'cpu|auto']);
+    await lab.stop();
+  }, 60_000);
+
+  it('stop while the ranks are still starting ends them at once', async () => {
+    let terminated = 0;
+    let inits = 0;
+    const hangs = () => ((inits += 1), new Promise<never>(() => undefined)); // a worker that never finishes starting
+    const lab = new LabSession(deps({}, (ranks) => ranks.map((r) => Object.assign(r, { init: hangs, terminate: () => void (terminated += 1) }))), HASH);
+    await lab.loadDefaultData();
+    await lab.start();
+    await until(() => inits === 2);
+    expect(lab.state).toBe('starting');
+    await lab.stop();
+    await until(() => lab.state === 'stopped', 2000);
+    expect(terminated).toBe(2);
+    expect(lab.trainer).toBeNull();
+    expect(lab.lastError).toBeNull();
+  }, 30_000);
 
   it('runs the equivalence check and both experiments', async () => {
     const lab = new LabSession(deps(), `${HASH}&sweep=2,6&expSteps=3`);

@@ -6,6 +6,13 @@ import { ConfigError, configFromHash, configToHash, parseConfig, type Config } f
 /** Which data set the lab loads: the built-in demo slides, or synthetic tiles (no files at all). */
 export type DataChoice = 'demo' | 'synthetic';
 
+/**
+ * The main context's tfjs backend (it runs only the aggregator). 'auto': the cpu backend when
+ * WebGPU is a software adapter (SwiftShader) or the ranks run on the cpu backend, else WebGPU.
+ */
+export type MainBackend = 'auto' | 'webgpu' | 'cpu';
+export const MAIN_BACKENDS: readonly MainBackend[] = ['auto', 'webgpu', 'cpu'];
+
 export interface LabOptions {
   data: DataChoice;
   /** Use only this many slides of the data set (stratified by label and split); 0 = all. */
@@ -18,9 +25,11 @@ export interface LabOptions {
   eqSteps: number;
   /** Panel to show first. */
   panel: string;
+  /** The main context's backend for the aggregator (see MainBackend). */
+  mainBackend: MainBackend;
 }
 
-export const DEFAULT_LAB: LabOptions = { data: 'demo', subset: 0, sweep: [4, 8, 16], expSteps: 0, eqSteps: 3, panel: 'train' };
+export const DEFAULT_LAB: LabOptions = { data: 'demo', subset: 0, sweep: [4, 8, 16], expSteps: 0, eqSteps: 3, panel: 'train', mainBackend: 'auto' };
 
 export interface LabSettings {
   preset: string | null;
@@ -66,7 +75,7 @@ export const PRESETS: Preset[] = [
   },
 ];
 
-const LAB_KEYS = new Set(['preset', 'data', 'subset', 'sweep', 'expSteps', 'eqSteps', 'panel']);
+const LAB_KEYS = new Set(['preset', 'data', 'subset', 'sweep', 'expSteps', 'eqSteps', 'panel', 'mainBackend']);
 
 function parseLab(params: URLSearchParams, base: LabOptions): LabOptions {
   const lab = { ...base, sweep: [...base.sweep] };
@@ -93,6 +102,11 @@ function parseLab(params: URLSearchParams, base: LabOptions): LabOptions {
     else lab.sweep = ks;
   }
   lab.panel = params.get('panel') ?? lab.panel;
+  const mainBackend = params.get('mainBackend');
+  if (mainBackend !== null) {
+    if ((MAIN_BACKENDS as readonly string[]).includes(mainBackend)) lab.mainBackend = mainBackend as MainBackend;
+    else problems.push({ field: 'mainBackend', message: `must be ${MAIN_BACKENDS.join(', ')}` });
+  }
   if (problems.length) throw new ConfigError(problems);
   return lab;
 }
@@ -140,6 +154,7 @@ export function labHash(settings: { config: Config; lab: LabOptions; preset?: st
   if (lab.expSteps !== DEFAULT_LAB.expSteps) params.set('expSteps', String(lab.expSteps));
   if (lab.eqSteps !== DEFAULT_LAB.eqSteps) params.set('eqSteps', String(lab.eqSteps));
   if (lab.panel !== DEFAULT_LAB.panel) params.set('panel', lab.panel);
+  if (lab.mainBackend !== DEFAULT_LAB.mainBackend) params.set('mainBackend', lab.mainBackend);
   const s = params.toString();
   return s ? `#${s}` : '';
 }

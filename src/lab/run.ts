@@ -8,6 +8,7 @@ import type { EvalReport, PhaseEvent, StepReport } from '../core/report.ts';
 import { rocBootstrap, rocCurve, type RocPoint } from '../core/metrics.ts';
 import type { DataSet } from './dataset.ts';
 import { guardRank, terminateAll } from './guard.ts';
+import { abortable, throwIfAborted } from './abort.ts';
 
 export interface EvalSummary extends EvalReport {
   /** Mean training loss over the epoch that just ended (NaN if none). */
@@ -45,6 +46,8 @@ export interface TrainerOptions {
   onPhase?: (e: PhaseEvent) => void | Promise<void>;
   /** Bootstrap rounds of the ROC band. */
   bootstrapRounds?: number;
+  /** Aborts the start: the ranks are terminated and create() rejects with an AbortError. */
+  signal?: AbortSignal;
 }
 
 const median = (xs: number[]) => {
@@ -92,12 +95,14 @@ export class Trainer {
     const { cfg, data } = options;
     if (data.entries.length === 0) throw new Error('no usable slide in the data set');
     if (!data.entries.some((e) => e.split === 'train')) throw new Error('the data set has no training slide');
+    throwIfAborted(options.signal);
     const raw = options.makeRanks(cfg.ranks);
     const ranks = raw.map((r, i) => guardRank(r, i, { timeoutMs: options.rankTimeoutMs ?? 10 * 60_000 }));
     try {
       const engine = new Engine(cfg, data.entries, ranks, { onPhase: options.onPhase });
       const trainer = new Trainer(engine, ranks, options);
-      trainer.rankInfo = await engine.init(data.tileSpec);
+      // Starting a worker and its WebGPU device can take a minute: a stop must not wait for it.
+      trainer.rankInfo = await abortable(engine.init(data.tileSpec), options.signal);
       return trainer;
     } catch (e) {
       terminateAll(ranks);

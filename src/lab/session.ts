@@ -1,75 +1,31 @@
-// LabSession: the lab's controller, framework-free. It owns the data set, the configuration and
-// one training run at a time (start, pause, resume, stop, single step, teaching pauses after
-// each phase), saves checkpoints as training goes and resumes from them, and runs the
-// equivalence check and the experiments. The UI, the headless command and tests drive it and
-// listen to its typed events.
-import { ConfigError, parseConfig, type Config } from '../core/config.ts';
-import { runEquivalence, type EquivalenceRow } from '../core/equivalence.ts';
-import type { BackendInfo, RankApi, RankInfo } from '../core/protocol.ts';
-import type { PhaseEvent, StepReport } from '../core/report.ts';
-import type { TileSource, TileSourceSpec } from '../core/tiles.ts';
-import { compactSteps, type Checkpoint, type CheckpointStore } from './checkpoints.ts';
+// LabSession: the lab's controller, framework-free. It holds what the user sees (settings, data
+// set, the live run, errors) and emits typed events; the UI, the headless command and tests drive
+// it. The work lives beside it:
+//   training-loop.ts  start / pause / step / stop, teaching mode
+//   checkpoints.ts    what a checkpoint holds, where it is stored, resuming from one
+//   lab-jobs.ts       the equivalence check and the experiments (one job at a time: 'busy')
+//   dataset.ts, files.ts   loading the demo set, synthetic slides, dropped files
+//   run.ts            one training run (ranks, engine, history, validation)
+import { parseConfig, type Config } from '../core/config.ts';
+import type { EquivalenceRow } from '../core/equivalence.ts';
+import type { RankApi, RankInfo } from '../core/protocol.ts';
+import { encoderSpecs } from '../core/models/encoder.ts';
+import { applyCheckpoint, checkpointOf, checkpointWeights, dataMismatch, type Checkpoint } from './checkpoints.ts';
 import { loadDemo, loadSynthetic, type DataSet } from './dataset.ts';
 import { Emitter } from './emitter.ts';
-import { runFrozenVsEndToEnd, runKSweep, type ExperimentRow } from './experiments.ts';
+import type { ExperimentRow } from './experiments.ts';
 import { exportWeights, importWeights, metricsCsv, metricsJson, type MetricsJson, type WeightsArtifacts } from './export.ts';
 import { loadDroppedFiles, type DroppedFile } from './files.ts';
-import { guardRank, RankError, terminateAll } from './guard.ts';
+import { guardRank } from './guard.ts';
+import { equivalenceJob, experimentJob, EXPERIMENT_TITLES, type JobContext } from './lab-jobs.ts';
 import { DEFAULT_LAB, labHash, parseLabHash, type LabOptions } from './presets.ts';
-import { Trainer, type EvalSummary, type Progress, type RunHistory } from './run.ts';
-import { encoderSpecs } from '../core/models/encoder.ts';
+import { Trainer, type RunHistory } from './run.ts';
+import { ACTIVE_STATES, describeError, type ExperimentKind, type LabError, type LabEvents, type LabState, type MainBackendInfo, type SessionDeps } from './session-types.ts';
+import { TrainingLoop } from './training-loop.ts';
 
-export type LabState = 'empty' | 'loading' | 'ready' | 'starting' | 'running' | 'pausing' | 'paused' | 'stopping' | 'stopped' | 'done' | 'error' | 'busy';
+export type { ExperimentKind, LabError, LabEvents, LabState, MainBackendInfo, SessionDeps } from './session-types.ts';
 
-export interface LabError {
-  /** Where it happened: "rank 1, encode", "slide demo-004", "config: tiles", "data set", "equivalence"... */
-  where: string;
-  message: string;
-}
-
-export interface LabEvents extends Record<string, unknown> {
-  state: LabState;
-  config: { config: Config; lab: LabOptions; hash: string };
-  data: DataSet | null;
-  loading: { done: number; total: number; name: string };
-  ranks: { main: BackendInfo | null; ranks: RankInfo[] };
-  step: StepReport;
-  eval: EvalSummary;
-  evalProgress: { done: number; total: number };
-  progress: Progress;
-  phase: PhaseEvent & { waiting: boolean };
-  checkpoint: { step: number; savedAt: number };
-  error: LabError | null;
-  equivalence: { rows: EquivalenceRow[]; running: boolean };
-  experiment: { kind: 'k-sweep' | 'frozen-vs-e2e'; rows: ExperimentRow[]; running: boolean; status: string };
-  log: string;
-  /** A new run started: its (empty or restored) history. */
-  run: RunHistory;
-}
-
-export interface SessionDeps {
-  /** N fresh ranks (web workers in the browser, in-process in Node tests). */
-  makeRanks: (n: number) => RankApi[];
-  /** Sets up the main context's tfjs backend for the aggregator. */
-  setupMain: (backend: Config['backend']) => Promise<BackendInfo>;
-  store: CheckpointStore;
-  /** A tile source in the main context (the equivalence check's single-graph reference reads tiles). */
-  referenceTiles: (spec: TileSourceSpec) => TileSource;
-  fetcher?: typeof fetch;
-  demoUrl?: string;
-  /** Save a checkpoint every this many steps (and at every epoch end and pause). */
-  checkpointEvery?: number;
-  rankTimeoutMs?: number;
-}
-
-function describeError(e: unknown, fallbackWhere: string): LabError {
-  if (e instanceof RankError) return { where: `rank ${e.rank}, ${e.call}`, message: e.reason };
-  if (e instanceof ConfigError) return { where: `config: ${e.problems.map((p) => p.field).join(', ')}`, message: e.message };
-  const message = e instanceof Error ? e.message : String(e);
-  return { where: fallbackWhere, message };
-}
-
-const isAbort = (e: unknown) => (e as { name?: string })?.name === 'AbortError' || (e instanceof RankError && /abort/i.test(e.reason));
+const DEFAULT_RANK_TIMEOUT_MS = 10 * 60_000;
 
 export class LabSession extends Emitter<LabEvents> {
   config: Config;
@@ -77,8 +33,10 @@ export class LabSession extends Emitter<LabEvents> {
   preset: string | null = null;
   state: LabState = 'empty';
   data: DataSet | null = null;
-  main: BackendInfo | null = null;
+  /** The main context's backend (the aggregator's), once a run or job has set it up. */
+  main: MainBackendInfo | null = null;
   rankInfo: RankInfo[] = [];
+  /** The live run (null when none); its history stays in `history` after it ends. */
   trainer: Trainer | null = null;
   history: RunHistory = { steps: [], evals: [] };
   lastError: LabError | null = null;
@@ -88,13 +46,10 @@ export class LabSession extends Emitter<LabEvents> {
   /** Teaching mode: pause after each phase until continuePhase(). */
   teaching = false;
 
-  private abort: AbortController | null = null;
-  private loop: Promise<void> | null = null;
-  private pauseRequested = false;
-  private budget = Infinity;
-  private wake: (() => void) | null = null;
-  private phaseWake: (() => void) | null = null;
+  private readonly loop: TrainingLoop;
   private busyAbort: AbortController | null = null;
+  /** The settings (ranks' backend | mainBackend) the main context's backend was set up for. */
+  private mainKey = '';
 
   constructor(private readonly deps: SessionDeps, hash = '') {
     super();
@@ -107,10 +62,33 @@ export class LabSession extends Emitter<LabEvents> {
     this.config = settings.config;
     this.lab = settings.lab;
     this.preset = settings.preset;
+    const session = this;
+    this.loop = new TrainingLoop({
+      get state() { return session.state; },
+      get teaching() { return session.teaching; },
+      get trainer() { return session.trainer; },
+      get lastError() { return session.lastError; },
+      checkpointEvery: deps.checkpointEvery ?? 1,
+      setState: (s) => this.setState(s),
+      emit: (kind, value) => this.emit(kind, value),
+      fail: (e, where) => this.fail(e, where),
+      setError: (e) => {
+        this.lastError = e;
+        this.emit('error', e);
+      },
+      clearError: () => this.clearError(),
+      ensureTrainer: (signal) => this.ensureTrainer(signal),
+      discardRun: () => this.discardRun(),
+      saveCheckpoint: () => this.saveCheckpoint(),
+    });
   }
 
   get hash(): string {
     return labHash({ config: this.config, lab: this.lab });
+  }
+
+  get running(): boolean {
+    return ACTIVE_STATES.includes(this.state);
   }
 
   private setState(s: LabState): void {
@@ -128,9 +106,7 @@ export class LabSession extends Emitter<LabEvents> {
     this.emit('error', null);
   }
 
-  get running(): boolean {
-    return ['starting', 'running', 'pausing', 'stopping', 'busy', 'loading'].includes(this.state);
-  }
+  // ---- settings --------------------------------------------------------------------------------
 
   /** Applies a lab hash (link, preset); refuses while a run is active. Throws ConfigError. */
   applyHash(hash: string): void {
@@ -149,7 +125,7 @@ export class LabSession extends Emitter<LabEvents> {
     this.emit('config', { config: this.config, lab: this.lab, hash: this.hash });
   }
 
-  // ---- data ----------------------------------------------------------------------------------
+  // ---- data ------------------------------------------------------------------------------------
 
   private async setData(load: () => Promise<DataSet>): Promise<DataSet | null> {
     if (this.running) throw new Error('stop the run before loading other data');
@@ -177,22 +153,27 @@ export class LabSession extends Emitter<LabEvents> {
     return this.setData(() => loadDemo(this.deps.demoUrl ?? '/demo/demo.json', this.lab.subset, this.deps.fetcher ?? fetch.bind(globalThis)));
   }
 
-  loadSynthetic(count = 16): Promise<DataSet | null> {
-    return this.setData(async () => loadSynthetic(count, this.config.seed, 32, this.lab.subset));
+  loadSynthetic(count = 16, seed = this.config.seed, tilesPerSlide = 32, subset = this.lab.subset): Promise<DataSet | null> {
+    return this.setData(async () => loadSynthetic(count, seed, tilesPerSlide, subset));
   }
 
   loadFiles(files: DroppedFile[]): Promise<DataSet | null> {
     return this.setData(() => loadDroppedFiles(files, { onProgress: (done, total, name) => this.emit('loading', { done, total, name }) }));
   }
 
-  // ---- training --------------------------------------------------------------------------------
+  // ---- the live run ----------------------------------------------------------------------------
 
+  /** Sets up the main context's backend when none is, or when its settings changed. */
   private async ensureMain(): Promise<void> {
-    if (this.main && (this.config.backend === 'auto' || this.main.backend === this.config.backend)) return;
-    this.main = await this.deps.setupMain(this.config.backend);
+    const key = `${this.config.backend}|${this.lab.mainBackend}`;
+    if (this.main && this.mainKey === key) return;
+    const choice = this.lab.mainBackend;
+    const info = await this.deps.setupMain(this.config.backend, choice);
+    this.main = { ...info, choice, why: info.why ?? `setting mainBackend=${choice}` };
+    this.mainKey = key;
   }
 
-  private async ensureTrainer(): Promise<Trainer> {
+  private async ensureTrainer(signal?: AbortSignal): Promise<Trainer> {
     if (this.trainer) return this.trainer;
     if (!this.data) throw new Error('load a data set first');
     await this.discardRun();
@@ -202,7 +183,8 @@ export class LabSession extends Emitter<LabEvents> {
       data: this.data,
       makeRanks: this.deps.makeRanks,
       rankTimeoutMs: this.deps.rankTimeoutMs,
-      onPhase: (e) => this.onPhase(e),
+      onPhase: (e) => this.loop.onPhase(e),
+      signal,
     });
     this.trainer = trainer;
     this.history = trainer.history;
@@ -213,142 +195,6 @@ export class LabSession extends Emitter<LabEvents> {
     return trainer;
   }
 
-  private waitingPhase: PhaseEvent | null = null;
-
-  private async onPhase(e: PhaseEvent): Promise<void> {
-    const waiting = this.teaching && e.at === 'end' && !this.abort?.signal.aborted;
-    this.emit('phase', { ...e, waiting });
-    if (waiting) {
-      this.waitingPhase = e;
-      await new Promise<void>((resolve) => (this.phaseWake = resolve));
-    }
-  }
-
-  /** Teaching mode: go on to the next phase. */
-  continuePhase(): void {
-    const w = this.phaseWake;
-    const e = this.waitingPhase;
-    this.phaseWake = null;
-    this.waitingPhase = null;
-    if (w && e) this.emit('phase', { ...e, waiting: false }); // the phase is no longer waiting
-    w?.();
-  }
-
-  setTeaching(on: boolean): void {
-    this.teaching = on;
-    if (!on) this.continuePhase();
-  }
-
-  /** Starts (or continues) training until done, pause or stop. */
-  async start(): Promise<void> {
-    if (this.loop) return this.resume();
-    if (this.trainer?.done) await this.discardRun(); // a finished run: start a fresh one
-    this.pauseRequested = false;
-    this.budget = Infinity;
-    this.run();
-  }
-
-  /** Runs exactly one step, then pauses. */
-  async step(): Promise<void> {
-    this.budget = 1;
-    this.pauseRequested = false;
-    if (this.loop) return this.wakeLoop();
-    if (this.trainer?.done) await this.discardRun();
-    this.run();
-  }
-
-  pause(): void {
-    if (!this.loop) return;
-    this.pauseRequested = true;
-    if (this.state === 'running') this.setState('pausing');
-  }
-
-  resume(): void {
-    if (!this.loop) return void this.start();
-    this.pauseRequested = false;
-    this.budget = Infinity;
-    this.wakeLoop();
-  }
-
-  private wakeLoop(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
-  }
-
-  /** Stops the run: the step in flight is dropped; the last checkpoint keeps what was done. */
-  async stop(): Promise<void> {
-    if (!this.loop) return;
-    this.setState('stopping');
-    this.abort?.abort(new DOMException('stopped by the user', 'AbortError'));
-    this.continuePhase();
-    this.wakeLoop();
-    const loop = this.loop;
-    const settled = await Promise.race([loop.then(() => true, () => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
-    if (!settled) {
-      // A rank is stuck in a long call: end its worker; the loop's promise is abandoned.
-      this.trainer?.terminate();
-      this.trainer = null;
-      this.loop = null;
-      this.abort = null;
-      this.setState('stopped');
-    }
-  }
-
-  private run(): void {
-    this.clearError();
-    this.abort = new AbortController();
-    const signal = this.abort.signal;
-    this.loop = (async () => {
-      this.setState('starting');
-      try {
-        const trainer = await this.ensureTrainer();
-        this.setState('running');
-        while (!trainer.done) {
-          if (this.pauseRequested || this.budget <= 0) {
-            await this.saveCheckpoint();
-            this.setState('paused');
-            await new Promise<void>((resolve) => (this.wake = resolve));
-            if (signal.aborted) break;
-            this.setState('running');
-          }
-          if (signal.aborted) break;
-          const { report, eval: ev } = await trainer.step(signal, false, (done, total) => this.emit('evalProgress', { done, total }));
-          this.budget -= 1;
-          this.emit('step', report);
-          if (ev) this.emit('eval', ev);
-          this.emit('progress', trainer.progress());
-          const every = this.deps.checkpointEvery ?? 1;
-          if (ev || trainer.done || trainer.engine.step % every === 0) await this.saveCheckpoint();
-        }
-        if (signal.aborted) {
-          await this.discardRun();
-          this.setState('stopped');
-        } else {
-          this.setState('done');
-        }
-      } catch (e) {
-        if (signal.aborted && isAbort(e)) {
-          await this.discardRun();
-          this.setState('stopped');
-        } else {
-          const where = e instanceof RankError ? '' : this.trainer ? `step ${this.trainer.engine.step} (slide ${this.trainer.engine.sampler.plan(this.trainer.engine.step).slide.id})` : 'starting the ranks';
-          this.fail(e, where || 'rank');
-          if (e instanceof RankError && this.trainer) {
-            const slide = this.trainer.engine.sampler.plan(this.trainer.engine.step).slide.id;
-            this.lastError = { ...this.lastError!, where: `${this.lastError!.where} (step ${this.trainer.engine.step}, slide ${slide})` };
-            this.emit('error', this.lastError);
-          }
-          await this.discardRun();
-          this.setState('error');
-        }
-      } finally {
-        this.loop = null;
-        this.abort = null;
-      }
-    })();
-  }
-
   /** Disposes the current run's engine and workers (history stays for the charts). */
   private async discardRun(): Promise<void> {
     const t = this.trainer;
@@ -356,38 +202,51 @@ export class LabSession extends Emitter<LabEvents> {
     if (t) await t.dispose();
   }
 
-  // ---- checkpoints --------------------------------------------------------------------------------
+  /** Starts (or continues) training until done, pause or stop. */
+  start(): Promise<void> {
+    return this.loop.start();
+  }
 
-  private checkpointing: Promise<void> | null = null;
+  /** Runs exactly one step, then pauses. */
+  step(): Promise<void> {
+    return this.loop.step();
+  }
+
+  pause(): void {
+    this.loop.pause();
+  }
+
+  resume(): void {
+    this.loop.resume();
+  }
+
+  /** Stops the run: the step in flight is dropped; the last checkpoint keeps what was done. */
+  stop(): Promise<void> {
+    return this.loop.stop();
+  }
+
+  /** Teaching mode: go on to the next phase. */
+  continuePhase(): void {
+    this.loop.continuePhase();
+  }
+
+  setTeaching(on: boolean): void {
+    this.teaching = on;
+    if (!on) this.continuePhase();
+  }
+
+  // ---- checkpoints -----------------------------------------------------------------------------
 
   async saveCheckpoint(): Promise<void> {
     const t = this.trainer;
     if (!t || !this.data || t.engine.step === 0) return;
-    const job = (async () => {
-      const c: Checkpoint = {
-        id: 'latest',
-        savedAt: Date.now(),
-        hash: this.hash,
-        data: this.data!.source,
-        step: t.engine.step,
-        total: t.total,
-        aggregator: await t.engine.aggregatorWeights(),
-        encoder: await t.engine.encoderWeights(),
-        optimizer: await t.engine.optimizerState(),
-        steps: compactSteps(t.history.steps),
-        evals: t.history.evals,
-      };
+    try {
+      const c = await checkpointOf(t, this.data, this.hash);
       await this.deps.store.save(c);
       this.lastCheckpoint = { step: c.step, savedAt: c.savedAt };
       this.emit('checkpoint', this.lastCheckpoint);
-    })();
-    this.checkpointing = job;
-    try {
-      await job;
     } catch (e) {
       this.fail(e, 'saving a checkpoint');
-    } finally {
-      this.checkpointing = null;
     }
   }
 
@@ -400,9 +259,8 @@ export class LabSession extends Emitter<LabEvents> {
   }
 
   /**
-   * Restores a checkpoint: its configuration and data set, the weights and the step, and the
-   * history; the run is then paused at that step (resume() continues). The optimizer's moment
-   * estimates are not in the checkpoint (the engine does not expose them): they restart at zero.
+   * Restores a checkpoint: its configuration and data set, the weights, both optimizers' state,
+   * the step and the history; the run is then paused at that step (resume() continues).
    */
   async restore(c: Checkpoint): Promise<boolean> {
     if (this.running) throw new Error('stop the run before restoring a checkpoint');
@@ -410,34 +268,26 @@ export class LabSession extends Emitter<LabEvents> {
     this.config = s.config;
     this.lab = s.lab;
     this.emit('config', { config: this.config, lab: this.lab, hash: this.hash });
-    if (c.data.kind === 'files') {
-      const names = this.data?.source.kind === 'files' ? this.data.source.names.join('|') : '';
-      if (names !== c.data.names.join('|')) {
-        this.fail(new Error(`this checkpoint trained on dropped files (${c.data.names.slice(0, 3).join(', ')}...): drop the same files again, then resume`), 'resume');
-        return false;
-      }
-    } else {
-      const loaded = c.data.kind === 'demo' ? await this.loadDemo() : await this.setData(async () => loadSynthetic((c.data as { count: number }).count, (c.data as { seed: number }).seed, (c.data as { tilesPerSlide: number }).tilesPerSlide, (c.data as { subset: number }).subset));
+    const mismatch = dataMismatch(c, this.data);
+    if (mismatch) {
+      this.fail(new Error(mismatch), 'resume');
+      return false;
+    }
+    if (c.data.kind !== 'files') {
+      const d = c.data;
+      const loaded = d.kind === 'demo' ? await this.loadDemo() : await this.loadSynthetic(d.count, d.seed, d.tilesPerSlide, d.subset);
       if (!loaded) return false;
     }
     this.setState('starting');
     try {
       const trainer = await this.ensureTrainer();
-      trainer.engine.setAggregatorWeights(c.aggregator);
-      await trainer.engine.setEncoderWeights(c.encoder);
-      if (c.optimizer) await trainer.engine.setOptimizerState(c.optimizer);
-      trainer.engine.step = c.step;
-      trainer.history.steps.push(...c.steps);
-      trainer.history.evals.push(...c.evals);
+      await applyCheckpoint(trainer, c);
       for (const s of c.steps) this.emit('step', s);
       for (const ev of c.evals) this.emit('eval', ev);
       this.emit('progress', trainer.progress());
       this.lastCheckpoint = { step: c.step, savedAt: c.savedAt };
       this.emit('checkpoint', this.lastCheckpoint);
-      // Park the loop at the restored step: paused, ready to resume.
-      this.pauseRequested = true;
-      this.budget = 0;
-      this.run();
+      void this.loop.park(); // paused at the restored step, ready to resume
       return true;
     } catch (e) {
       this.fail(e, 'resume');
@@ -447,7 +297,7 @@ export class LabSession extends Emitter<LabEvents> {
     }
   }
 
-  // ---- exports --------------------------------------------------------------------------------
+  // ---- exports ---------------------------------------------------------------------------------
 
   metricsJson(): MetricsJson {
     return metricsJson(this.history, this.config, this.hash, this.rankInfo);
@@ -465,53 +315,46 @@ export class LabSession extends Emitter<LabEvents> {
     }
     const c = await this.latestCheckpoint();
     if (!c) throw new Error('no trained weights yet: train at least one step');
-    const cfg = parseLabHash(c.hash).config;
-    const { aggregatorSpecs } = await import('../core/models/aggregator.ts');
-    const { attentionDim, featureDim } = await import('../core/config.ts');
-    return exportWeights(encoderSpecs(cfg.encoder), c.encoder, aggregatorSpecs(featureDim(cfg.encoder), attentionDim(cfg.aggregator)), c.aggregator, { hash: c.hash, step: c.step });
+    return checkpointWeights(c);
   }
 
   /** Loads exported weights into the current (paused or new) run. */
   async importWeights(modelJson: string, weightsBin: ArrayBuffer): Promise<void> {
     if (this.running) throw new Error('pause or stop the run before importing weights');
-    const trainer = await this.ensureTrainerPaused();
+    const trainer = this.trainer ?? (await this.loop.park());
+    if (!trainer) throw new Error(this.lastError?.message ?? 'could not start the ranks');
     const w = importWeights(modelJson, weightsBin, encoderSpecs(this.config.encoder), trainer.engine.aggSpecs);
     trainer.engine.setAggregatorWeights(w.aggregator);
     await trainer.engine.setEncoderWeights(w.encoder);
     this.emit('log', `imported weights (saved at step ${w.step})`);
   }
 
-  private async ensureTrainerPaused(): Promise<Trainer> {
-    if (this.trainer) return this.trainer;
-    this.pauseRequested = true;
-    this.budget = 0;
-    this.run();
-    while (this.state === 'starting') await new Promise((r) => setTimeout(r, 20));
-    if (!this.trainer) throw new Error(this.lastError?.message ?? 'could not start the ranks');
-    return this.trainer;
-  }
+  // ---- equivalence and experiments -------------------------------------------------------------
 
-  // ---- equivalence and experiments --------------------------------------------------------------
-
-  private async busy<T>(what: string, job: (signal: AbortSignal) => Promise<T>): Promise<T | null> {
+  /** Runs one job with the session 'busy'; null when it failed (lastError says why) or was cancelled. */
+  private async busy<T>(what: string, job: (ctx: JobContext) => Promise<T>): Promise<T | null> {
     if (this.running) {
       this.fail(new Error('stop the training run first'), what);
       return null;
     }
+    if (!this.data) {
+      this.fail(new Error('load a data set first'), what);
+      return null;
+    }
     await this.discardRun();
-    const prev = this.data ? 'ready' : 'empty';
     this.clearError();
-    this.busyAbort = new AbortController();
+    const abort = (this.busyAbort = new AbortController());
     this.setState('busy');
     try {
       await this.ensureMain();
-      return await job(this.busyAbort.signal);
+      this.emit('ranks', { main: this.main, ranks: this.rankInfo });
+      return await job({ cfg: this.config, lab: this.lab, data: this.data, makeRanks: (n) => this.guarded(n), signal: abort.signal });
     } catch (e) {
-      if (!this.busyAbort.signal.aborted) this.fail(e, what);
+      if (!abort.signal.aborted) this.fail(e, what);
       return null;
     } finally {
       this.busyAbort = null;
-      this.setState(prev);
+      this.setState('ready');
     }
   }
 
@@ -521,52 +364,26 @@ export class LabSession extends Emitter<LabEvents> {
   }
 
   private guarded(n: number): RankApi[] {
-    return this.deps.makeRanks(n).map((r, i) => guardRank(r, i, { timeoutMs: this.deps.rankTimeoutMs ?? 10 * 60_000 }));
+    return this.deps.makeRanks(n).map((r, i) => guardRank(r, i, { timeoutMs: this.deps.rankTimeoutMs ?? DEFAULT_RANK_TIMEOUT_MS }));
   }
 
   /** N ranks against the single-graph reference, per step (the paper's gradient-equivalence figure). */
-  async runEquivalence(steps = this.lab.eqSteps): Promise<EquivalenceRow[] | null> {
-    return this.busy('equivalence', async (signal) => {
-      if (!this.data) throw new Error('load a data set first');
-      this.equivalenceRows = [];
-      this.emit('equivalence', { rows: [], running: true });
-      const ranks = this.guarded(this.config.ranks);
-      try {
-        const rows = await runEquivalence({
-          cfg: this.config, slides: this.data.entries, ranks, tileSpec: this.data.tileSpec,
-          referenceTiles: this.deps.referenceTiles(this.data.tileSpec), steps, signal,
-          onRow: (row) => {
-            this.equivalenceRows = [...this.equivalenceRows, row];
-            this.emit('equivalence', { rows: this.equivalenceRows, running: true });
-          },
-        });
-        return rows;
-      } finally {
-        terminateAll(ranks);
-        this.emit('equivalence', { rows: this.equivalenceRows, running: false });
-      }
-    });
+  runEquivalence(steps = this.lab.eqSteps): Promise<EquivalenceRow[] | null> {
+    return this.busy('equivalence', (ctx) =>
+      equivalenceJob(ctx, steps, this.deps.referenceTiles, (u) => {
+        this.equivalenceRows = u.rows;
+        this.emit('equivalence', u);
+      }),
+    );
   }
 
-  async runExperiment(kind: 'k-sweep' | 'frozen-vs-e2e'): Promise<ExperimentRow[] | null> {
-    return this.busy(kind === 'k-sweep' ? 'K sweep' : 'frozen vs end to end', async (signal) => {
-      if (!this.data) throw new Error('load a data set first');
-      this.experimentRows = [];
-      let status = 'starting';
-      const emit = (running: boolean) => this.emit('experiment', { kind, rows: this.experimentRows, running, status });
-      emit(true);
-      const o = {
-        cfg: this.config, data: this.data, makeRanks: (n: number) => this.guarded(n), maxSteps: this.lab.expSteps, signal,
-        onRunStart: (v: string, i: number, n: number) => { status = `run ${i + 1} of ${n}: ${v}`; emit(true); },
-        onStep: (v: string, s: number, total: number, loss: number) => { status = `${v}: step ${s} of ${total}, loss ${loss.toFixed(3)}`; emit(true); },
-        onRow: (row: ExperimentRow) => { this.experimentRows = [...this.experimentRows, row]; emit(true); },
-      };
-      try {
-        return kind === 'k-sweep' ? await runKSweep(o, this.lab.sweep) : await runFrozenVsEndToEnd(o);
-      } finally {
-        status = signal.aborted ? 'cancelled' : 'finished';
-        emit(false);
-      }
-    });
+  /** The K sweep or frozen vs end to end; the runs share one set of rank workers. */
+  runExperiment(kind: ExperimentKind): Promise<ExperimentRow[] | null> {
+    return this.busy(EXPERIMENT_TITLES[kind], (ctx) =>
+      experimentJob(ctx, kind, (u) => {
+        this.experimentRows = u.rows;
+        this.emit('experiment', u);
+      }),
+    );
   }
 }

@@ -65,14 +65,19 @@ export function DataPanel({ onView }: { onView: (id: string) => void }) {
         </label>
         <label className="button">
           Open folder…
-          <input type="file" hidden disabled={busy} {...({ webkitdirectory: '' } as object)} onChange={(e) => e.target.files && load(e.target.files)} />
+          <input data-testid="folder-input" type="file" hidden disabled={busy} {...({ webkitdirectory: '' } as object)} onChange={(e) => e.target.files && load(e.target.files)} />
         </label>
       </div>
       <div
         className={`dropzone${over ? ' over' : ''}`}
         data-testid="dropzone"
-        onDragOver={(e) => {
+        data-over={over ? '1' : '0'}
+        onDragEnter={(e) => {
           e.preventDefault();
+          setOver(true);
+        }}
+        onDragOver={(e) => {
+          e.preventDefault(); // allows the drop
           setOver(true);
         }}
         onDragLeave={() => setOver(false)}

@@ -20,6 +20,7 @@ function Table({ rows, testId }: { rows: ExperimentRow[]; testId: string }) {
           <th>val AUC (95% CI)</th>
           <th>tiles/s</th>
           <th>time</th>
+          <th>workers</th>
         </tr>
       </thead>
       <tbody>
@@ -35,6 +36,7 @@ function Table({ rows, testId }: { rows: ExperimentRow[]; testId: string }) {
             </td>
             <td>{fixed(r.tilesPerSec, 1)}</td>
             <td>{duration(r.wallMs)}</td>
+            <td title="warm: this run reused the rank workers (and their WebGPU warm-up) of the run before">{r.reusedRanks ? 'warm' : 'started'}</td>
           </tr>
         ))}
       </tbody>
@@ -45,8 +47,8 @@ function Table({ rows, testId }: { rows: ExperimentRow[]; testId: string }) {
 function Exports({ name, rows }: { name: string; rows: ExperimentRow[] }) {
   return (
     <>
-      <button onClick={() => download(`${name}.csv`, experimentCsv(rows), 'text/csv')}>Export CSV</button>
-      <button onClick={() => download(`${name}.json`, JSON.stringify(rows, null, 1), 'application/json')}>Export JSON</button>
+      <button data-testid={`export-${name}-csv`} onClick={() => download(`${name}.csv`, experimentCsv(rows), 'text/csv')}>Export CSV</button>
+      <button data-testid={`export-${name}-json`} onClick={() => download(`${name}.json`, JSON.stringify(rows, null, 1), 'application/json')}>Export JSON</button>
     </>
   );
 }
@@ -75,7 +77,7 @@ export function ExperimentsPanel() {
         <button data-testid="run-frozen" disabled={!can} onClick={() => void lab.runExperiment('frozen-vs-e2e')}>
           Frozen vs end to end ({steps} each)
         </button>
-        {running && <button onClick={() => lab.cancelBusy()}>Cancel</button>}
+        {running && <button data-testid="exp-cancel" onClick={() => lab.cancelBusy()}>Cancel</button>}
         {snap.experiment && <span data-testid="exp-status">{snap.experiment.status}</span>}
       </div>
       {sweep.length > 0 && (

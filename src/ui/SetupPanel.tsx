@@ -4,7 +4,7 @@ import { useEffect, useMemo, useState } from 'react';
 import { ConfigError, parseConfig } from '../core/config.ts';
 import { useLab } from './store.ts';
 import { configFields, getPath, HELP, setPath } from './config-fields.ts';
-import { PRESETS } from '../lab/presets.ts';
+import { MAIN_BACKENDS, PRESETS, type MainBackend } from '../lab/presets.ts';
 
 export function SetupPanel() {
   const { lab, snap } = useLab();
@@ -85,23 +85,61 @@ export function SetupPanel() {
           {applied && <span data-testid="config-applied">applied</span>}
         </div>
       </form>
+      <div className="field" data-testid="main-backend-field">
+        <label htmlFor="main-backend">main context backend</label>
+        <select
+          id="main-backend"
+          data-testid="main-backend"
+          disabled={locked}
+          value={snap.lab.mainBackend}
+          onChange={(e) => lab.setSettings(snap.config, { ...snap.lab, mainBackend: e.target.value as MainBackend }, lab.preset)}
+        >
+          {MAIN_BACKENDS.map((b) => (
+            <option key={b}>{b}</option>
+          ))}
+        </select>
+        <span className="help">
+          The main context runs only the aggregator. auto = the cpu backend on a software WebGPU adapter (SwiftShader) or with cpu ranks, else WebGPU.
+        </span>
+      </div>
       <h3>Ranks</h3>
       <RankList />
     </section>
   );
 }
 
+/** The main context's backend, or the setting that will choose it at the first step. */
+function MainBackendLine() {
+  const { snap } = useLab();
+  const m = snap.main;
+  return (
+    <li data-testid="rank-main" data-backend={m?.backend ?? ''} data-choice={snap.lab.mainBackend}>
+      main context (aggregator):{' '}
+      {m ? (
+        <>
+          <b>{m.backend}</b> <span className="muted">— {m.why}</span>
+          {m.fallbackReason && <span className="warn"> — fell back to the CPU: {m.fallbackReason}</span>}
+        </>
+      ) : (
+        <span className="muted">chosen at the first step (setting: {snap.lab.mainBackend})</span>
+      )}
+    </li>
+  );
+}
+
 export function RankList() {
   const { snap } = useLab();
-  if (!snap.ranks.length) return <p className="muted" data-testid="ranks-none">The {snap.config.ranks} rank workers start with the first training step (or Step).</p>;
+  if (!snap.ranks.length) {
+    return (
+      <ul className="ranks" data-testid="ranks">
+        <MainBackendLine />
+        <li className="muted" data-testid="ranks-none">The {snap.config.ranks} rank workers start with the first training step (or Step).</li>
+      </ul>
+    );
+  }
   return (
     <ul className="ranks" data-testid="ranks">
-      {snap.main && (
-        <li data-testid="rank-main">
-          main context (aggregator): <b>{snap.main.backend}</b>
-          {snap.main.fallbackReason && <span className="warn"> — fell back to the CPU: {snap.main.fallbackReason}</span>}
-        </li>
-      )}
+      <MainBackendLine />
       {snap.ranks.map((r) => (
         <li key={r.rank} data-testid={`rank-${r.rank}`} data-backend={r.backend}>
           rank {r.rank} ({r.runtime}): <b>{r.backend}</b>

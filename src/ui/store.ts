@@ -3,13 +3,13 @@
 import { createContext, useContext, useSyncExternalStore } from 'react';
 import type { Config } from '../core/config.ts';
 import type { EquivalenceRow } from '../core/equivalence.ts';
-import type { BackendInfo, RankInfo } from '../core/protocol.ts';
+import type { RankInfo } from '../core/protocol.ts';
 import type { PhaseEvent, StepReport } from '../core/report.ts';
 import type { DataSet } from '../lab/dataset.ts';
 import type { ExperimentRow } from '../lab/experiments.ts';
 import type { LabOptions } from '../lab/presets.ts';
 import type { EvalSummary, Progress } from '../lab/run.ts';
-import type { LabError, LabSession, LabState } from '../lab/session.ts';
+import type { ExperimentKind, LabError, LabSession, LabState, MainBackendInfo } from '../lab/session.ts';
 
 export interface LabSnapshot {
   state: LabState;
@@ -18,7 +18,8 @@ export interface LabSnapshot {
   hash: string;
   data: DataSet | null;
   loading: { done: number; total: number; name: string } | null;
-  main: BackendInfo | null;
+  /** The main context's backend (the aggregator's), once a run or job has set it up. */
+  main: MainBackendInfo | null;
   ranks: RankInfo[];
   steps: StepReport[];
   evals: EvalSummary[];
@@ -29,8 +30,8 @@ export interface LabSnapshot {
   checkpoint: { step: number; savedAt: number } | null;
   error: LabError | null;
   equivalence: { rows: EquivalenceRow[]; running: boolean };
-  experiment: { kind: 'k-sweep' | 'frozen-vs-e2e'; rows: ExperimentRow[]; running: boolean; status: string } | null;
-  experiments: Partial<Record<'k-sweep' | 'frozen-vs-e2e', ExperimentRow[]>>;
+  experiment: { kind: ExperimentKind; rows: ExperimentRow[]; running: boolean; status: string } | null;
+  experiments: Partial<Record<ExperimentKind, ExperimentRow[]>>;
   teaching: boolean;
   log: string[];
 }

@@ -1,0 +1,74 @@
+// The session's one-off jobs beside training: the gradient-equivalence check (N ranks against
+// the single-graph reference) and the experiments (K sweep, frozen vs end to end). Each takes an
+// AbortSignal and reports rows as they come; the session runs one job at a time ('busy').
+import type { Config } from '../core/config.ts';
+import { runEquivalence, type EquivalenceRow } from '../core/equivalence.ts';
+import type { RankApi } from '../core/protocol.ts';
+import type { TileSource, TileSourceSpec } from '../core/tiles.ts';
+import type { DataSet } from './dataset.ts';
+import { runFrozenVsEndToEnd, runKSweep, type ExperimentRow } from './experiments.ts';
+import { terminateAll } from './guard.ts';
+import type { LabOptions } from './presets.ts';
+import type { ExperimentKind, LabEvents } from './session-types.ts';
+
+export interface JobContext {
+  cfg: Config;
+  lab: LabOptions;
+  data: DataSet;
+  /** N guarded ranks (each call times out and names its rank). */
+  makeRanks: (n: number) => RankApi[];
+  signal: AbortSignal;
+}
+
+/** N ranks against the single-graph reference, per step; `onRows` sees the rows so far. */
+export async function equivalenceJob(
+  ctx: JobContext,
+  steps: number,
+  referenceTiles: (spec: TileSourceSpec) => TileSource,
+  onRows: (update: LabEvents['equivalence']) => void,
+): Promise<EquivalenceRow[]> {
+  let rows: EquivalenceRow[] = [];
+  onRows({ rows, running: true });
+  const ranks = ctx.makeRanks(ctx.cfg.ranks);
+  const stop = () => terminateAll(ranks);
+  ctx.signal.addEventListener('abort', stop, { once: true });
+  try {
+    return await runEquivalence({
+      cfg: ctx.cfg, slides: ctx.data.entries, ranks, tileSpec: ctx.data.tileSpec,
+      referenceTiles: referenceTiles(ctx.data.tileSpec), steps, signal: ctx.signal,
+      onRow: (row) => {
+        rows = [...rows, row];
+        onRows({ rows, running: true });
+      },
+    });
+  } finally {
+    ctx.signal.removeEventListener('abort', stop);
+    terminateAll(ranks);
+    onRows({ rows, running: false });
+  }
+}
+
+export const EXPERIMENT_TITLES: Record<ExperimentKind, string> = { 'k-sweep': 'K sweep', 'frozen-vs-e2e': 'frozen vs end to end' };
+
+/** One experiment; its runs share one set of rank workers. `onUpdate` sees rows and a status line. */
+export async function experimentJob(ctx: JobContext, kind: ExperimentKind, onUpdate: (update: LabEvents['experiment']) => void): Promise<ExperimentRow[]> {
+  let rows: ExperimentRow[] = [];
+  let status = 'starting the ranks';
+  const emit = (running: boolean) => onUpdate({ kind, rows, running, status });
+  emit(true);
+  const o = {
+    cfg: ctx.cfg, data: ctx.data, makeRanks: ctx.makeRanks, maxSteps: ctx.lab.expSteps, signal: ctx.signal,
+    onRunStart: (v: string, i: number, n: number) => { status = `run ${i + 1} of ${n}: ${v}`; emit(true); },
+    onStep: (v: string, s: number, total: number, loss: number) => { status = `${v}: step ${s} of ${total}, loss ${loss.toFixed(3)}`; emit(true); },
+    onRow: (row: ExperimentRow) => { rows = [...rows, row]; emit(true); },
+  };
+  let finished = false;
+  try {
+    const out = kind === 'k-sweep' ? await runKSweep(o, ctx.lab.sweep) : await runFrozenVsEndToEnd(o);
+    finished = true;
+    return out;
+  } finally {
+    status = ctx.signal.aborted ? 'cancelled' : finished ? 'finished' : 'failed';
+    emit(false);
+  }
+}

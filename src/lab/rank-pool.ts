@@ -1,0 +1,114 @@
+// One set of rank workers reused across the runs of an experiment. Starting a worker and warming
+// up its WebGPU device (pipeline compilation: 15-90 s on SwiftShader) dominates short runs, so
+// only the first run pays it. Between runs every replica is put back exactly where a fresh init
+// leaves it: the seed's initial encoder weights [P] and a fresh AdamW state (t = 0, moments
+// m = v = 0 [P]), through the RankApi's setWeights / setOptimizerState. A run on pooled ranks
+// therefore computes what a run on fresh workers computes (tested in experiments.test.ts).
+import type { Config } from '../core/config.ts';
+import { encoderSpecs } from '../core/models/encoder.ts';
+import { countParams, initialValues } from '../core/params.ts';
+import type { RankApi, RankInfo, RankInit } from '../core/protocol.ts';
+import type { TileSourceSpec } from '../core/tiles.ts';
+import { terminateAll } from './guard.ts';
+
+/**
+ * What a replica's state depends on, minus what the experiments vary between runs: K (the
+ * engine hands each rank its slots) and the frozen flag (pooled replicas always keep an optimizer;
+ * a frozen run simply never calls backward or apply).
+ */
+export function rankKey(cfg: Config): string {
+  return JSON.stringify({ ...cfg, tiles: 0, frozenEncoder: false });
+}
+
+/** [P] the encoder weights a fresh rank starts from: each parameter's initialValues, in spec order. */
+export function initialEncoderWeights(cfg: Config): Float32Array {
+  const specs = encoderSpecs(cfg.encoder);
+  const out = new Float32Array(countParams(specs));
+  let offset = 0;
+  for (const spec of specs) {
+    const values = initialValues(spec, cfg.seed);
+    out.set(values, offset);
+    offset += values.length;
+  }
+  return out;
+}
+
+/** What one pooled replica was last fully initialised for. */
+interface Slot {
+  key: string;
+  tiles: TileSourceSpec;
+  info: RankInfo;
+}
+
+export class RankPool {
+  /** Workers started, full inits (backend set-up, warm-up) and cheap resets so far. */
+  readonly stats = { started: 0, inits: 0, resets: 0 };
+  private ranks: RankApi[] = [];
+  private slots: (Slot | undefined)[] = [];
+  /** Initial weights [P] for the current key (computed once, copied per rank: buffers are transferred). */
+  private initial: { key: string; weights: Float32Array } | null = null;
+
+  constructor(private readonly makeRanks: (n: number) => RankApi[]) {}
+
+  /**
+   * N ranks for one run (pass as Trainer.create's makeRanks). The views' init() re-initialises a
+   * warm replica cheaply; their dispose() keeps the worker for the next run: terminate() ends it.
+   */
+  readonly lease = (n: number): RankApi[] => {
+    if (this.ranks.length !== n) {
+      this.terminate();
+      this.ranks = this.makeRanks(n);
+      this.stats.started += n;
+    }
+    return this.ranks.map((rank, i) => this.view(rank, i));
+  };
+
+  /** Ends every worker (at the end of the experiment, or on abort). */
+  terminate(): void {
+    terminateAll(this.ranks);
+    this.ranks = [];
+    this.slots = [];
+  }
+
+  private view(rank: RankApi, i: number): RankApi {
+    return {
+      init: (init) => this.init(rank, i, init),
+      encode: (req) => rank.encode(req),
+      prefetch: (req) => rank.prefetch(req),
+      backward: (req) => rank.backward(req),
+      apply: (req) => rank.apply(req),
+      backwardApply: (req) => rank.backwardApply(req),
+      getWeights: () => rank.getWeights(),
+      setWeights: (w) => rank.setWeights(w),
+      getOptimizerState: () => rank.getOptimizerState(),
+      setOptimizerState: (s) => rank.setOptimizerState(s),
+      memory: () => rank.memory(),
+      // The run is over, the replica is not: the next run's init() resets it.
+      dispose: async () => undefined,
+    };
+  }
+
+  private async init(rank: RankApi, i: number, init: RankInit): Promise<RankInfo> {
+    const key = rankKey(init.config);
+    const slot = this.slots[i];
+    // Shared-memory reduction buffers belong to one engine: such a run gets a full init.
+    if (slot && slot.key === key && slot.tiles === init.tiles && !init.sharedReduce) {
+      await this.reset(rank, init.config, key);
+      this.stats.resets += 1;
+      return { ...slot.info, rank: init.rank };
+    }
+    this.slots[i] = undefined;
+    const info = await rank.init({ ...init, config: { ...init.config, frozenEncoder: false } });
+    this.slots[i] = { key, tiles: init.tiles, info };
+    this.stats.inits += 1;
+    return info;
+  }
+
+  /** Back to a fresh replica: initial weights [P], AdamW t = 0 with zero moments [P]. */
+  private async reset(rank: RankApi, cfg: Config, key: string): Promise<void> {
+    if (this.initial?.key !== key) this.initial = { key, weights: initialEncoderWeights(cfg) };
+    const p = this.initial.weights.length;
+    await rank.setWeights(this.initial.weights.slice());
+    await rank.setOptimizerState({ t: 0, m: new Float32Array(p), v: new Float32Array(p) });
+  }
+}

@@ -147,6 +147,17 @@ describe('Slide Lab in Chromium with 2 Web Worker ranks on WebGPU', () => {
     await expect.poll(() => page.locator('[data-testid=slide-viewer]').getAttribute('data-tiles').then(Number), { timeout: 30_000 }).toBeGreaterThan(0);
     // demo-000 has 34 tissue tiles; as a validation slide it also carries its attention overlay.
     await expect.poll(() => page.locator('[data-testid=slide-viewer] .osd-overlay').count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(34);
+    // The pixel-level tissue mask: detected in the page, painted where tissue is and only there.
+    await page.waitForSelector('[data-testid=slide-viewer][data-mask=shown]', { timeout: 60_000 });
+    const mask = await page.evaluate(() => {
+      const c = document.querySelector<HTMLCanvasElement>('[data-testid=slide-viewer] canvas.osd-mask')!;
+      const a = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let on = 0;
+      for (let i = 3; i < a.length; i += 4) if (a[i] > 0) on++;
+      return { on, total: c.width * c.height };
+    });
+    expect(mask.on / mask.total).toBeGreaterThan(0.05);
+    expect(mask.on / mask.total).toBeLessThan(0.95);
     await page.locator('[data-testid=viewer]').screenshot({ path: artifactPath('lab-viewer.png') });
   });
 

@@ -21,7 +21,7 @@ export interface BackendInfo {
   adapter: AdapterInfo | null;
   /** Why the rank is not on WebGPU, when it is not (shown to the user). */
   fallbackReason?: string;
-  /** WebGPU training kernels in use: Slide Lab's tiled ones or tfjs's stock ones. */
+  /** Training kernels in use: Slide Lab's (tiled WGSL on webgpu, plain-array filter gradient on cpu) or tfjs's stock ones. */
   kernels?: 'ours' | 'stock';
 }
 

@@ -3,6 +3,7 @@
 import { tf } from '../core/tf.ts';
 import type { AdapterInfo, BackendInfo } from '../core/protocol.ts';
 import { registerTrainingKernels, trainingKernelsWanted } from '../kernels/index.ts';
+import { registerCpuTrainingKernels } from '../kernels/cpu-filter-grad.ts';
 
 /** Registers tfjs's webgpu backend on a device from `gpu`; falls back to cpu with a reason. */
 export async function useWebGPU(gpu: GPU | undefined): Promise<BackendInfo> {
@@ -35,13 +36,16 @@ export async function useWebGPU(gpu: GPU | undefined): Promise<BackendInfo> {
     description: info?.description ?? '',
     isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter),
   };
-  // Our tiled Conv2DBackpropFilter (see trainingKernelsWanted for when the stock one stays).
+  // Our tiled Conv2DBackpropFilter and Conv2DBackpropInput (see trainingKernelsWanted for when
+  // the stock ones stay).
   const kernels = registerTrainingKernels({ enabled: trainingKernelsWanted(adapterInfo.isFallbackAdapter) });
   return { backend: 'webgpu', adapter: adapterInfo, kernels: kernels.length ? 'ours' : 'stock' };
 }
 
+/** The cpu backend, with our plain-array Conv2DBackpropFilter unless SLIDE_LAB_KERNELS=stock. */
 export async function useCpu(reason?: string): Promise<BackendInfo> {
   await tf.setBackend('cpu');
   await tf.ready();
-  return { backend: 'cpu', adapter: null, ...(reason ? { fallbackReason: reason } : {}) };
+  const kernels = registerCpuTrainingKernels(trainingKernelsWanted()) ? 'ours' : 'stock';
+  return { backend: 'cpu', adapter: null, kernels, ...(reason ? { fallbackReason: reason } : {}) };
 }

@@ -5,7 +5,7 @@ import { featureDim, type Config } from './config.ts';
 import { encoderForward, encoderSpecs } from './models/encoder.ts';
 import { checksum, countParams, createParams, disposeParams, packTensors, readParams, unpack, writeParams, type ParamSpec, type Params } from './params.ts';
 import { AdamW } from './optim/adamw.ts';
-import { augmentFor, NO_AUGMENT, preprocessTile } from './augment.ts';
+import { augmentFor, NO_AUGMENT, preprocessTile, type TileAugment } from './augment.ts';
 import type { TileSource, TileSourceSpec } from './tiles.ts';
 import type { PrefetchRequest, ApplyRequest, ApplyResult, BackendInfo, BackwardApplyRequest, BackwardApplyResult, BackwardRequest, BackwardResult, EncodeRequest, EncodeResult, RankApi, RankInfo, RankInit } from './protocol.ts';
 import { reduceShared, type SharedReduceBuffers } from './shared-reduce.ts';
@@ -24,12 +24,22 @@ export function microBatches(n: number, m: number): { start: number; count: numb
   return out;
 }
 
-/** A padded [m, S, S, 3] batch tensor from rows [start, start+count) of inputs. */
-function batchTensor(inputs: Float32Array, start: number, count: number, m: number, s: number): Tensor {
+/**
+ * A padded [m, S, S, 3] float batch from rows [start, start+count) of the step's tiles: each row
+ * augmented and normalised here, per micro-batch, from its RGB bytes. The rank keeps only the bytes
+ * (1 B per value, not 4) between the encode and the recompute; both build the same batch, bit for bit.
+ */
+function batchTensor(tiles: StepTiles, start: number, count: number, m: number, s: number): Tensor {
   const row = s * s * 3;
-  const buf = new Float32Array(m * row);
-  buf.set(inputs.subarray(start * row, (start + count) * row));
+  const buf = new Float32Array(m * row); // rows >= count stay zero (padding)
+  for (let i = 0; i < count; i++) preprocessTile(tiles.pixels.subarray((start + i) * row, (start + i + 1) * row), s, tiles.augs[start + i], buf, i * row);
   return tf.tensor4d(buf, [m, s, s, 3]);
+}
+
+/** One step's tiles on a rank: RGB bytes [k_r, S, S, 3] and each slot's augmentation. */
+interface StepTiles {
+  pixels: Uint8Array;
+  augs: TileAugment[];
 }
 
 const aheadKey = (r: { slideId: string; tileIndices: Int32Array }) => `${r.slideId}|${r.tileIndices.join(',')}`;
@@ -41,8 +51,8 @@ export class Rank implements RankApi {
   private params: Params = new Map();
   private optimizer?: AdamW;
   private tiles?: TileSource;
-  /** [k_r, S, S, 3] preprocessed inputs of the current step, kept for the recompute. */
-  private inputs: Float32Array | null = null;
+  /** The current step's tiles (bytes + augmentations), kept for the recompute. */
+  private inputs: StepTiles | null = null;
   private shared?: SharedReduceBuffers;
   /** Tiles being read ahead: key "slide|i,j,..." -> [n, S, S, 3] RGB bytes. */
   private ahead: { key: string; pixels: Promise<Uint8Array> } | null = null;
@@ -71,12 +81,8 @@ export class Rank implements RankApi {
     const prefetched = this.ahead?.key === key;
     const pixels = await (prefetched ? this.ahead!.pixels : this.tiles!.read(req.slideId, req.tileIndices, s));
     if (prefetched) this.ahead = null;
-    const inputs = new Float32Array(n * s * s * 3);
-    for (let i = 0; i < n; i++) {
-      const aug = req.train ? augmentFor(this.cfg, req.step, req.slots[i]) : NO_AUGMENT;
-      preprocessTile(pixels.subarray(i * s * s * 3, (i + 1) * s * s * 3), s, aug, inputs, i * s * s * 3);
-    }
-    const decode = performance.now() - t0;
+    const inputs: StepTiles = { pixels, augs: Array.from(req.slots, (slot) => (req.train ? augmentFor(this.cfg, req.step, slot) : NO_AUGMENT)) };
+    const decode = performance.now() - t0; // reading (or awaiting the read-ahead); augmentation runs per micro-batch below
     t0 = performance.now();
     const features = new Float32Array(n * d);
     for (const { start, count } of microBatches(n, m)) {

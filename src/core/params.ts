@@ -2,6 +2,7 @@
 // gradient or a weight set crosses a thread boundary as one Float32Array.
 import { tf, type Variable } from './tf.ts';
 import { Rng, Stream, stringKey } from './rng.ts';
+import { normalizedL1 } from './metrics.ts';
 
 export type Init = 'he' | 'xavier' | 'zeros' | 'ones';
 
@@ -114,11 +115,5 @@ export async function checksum(specs: readonly ParamSpec[], params: Params): Pro
 
 /** Relative difference of two checksums; 0 for identical replicas. */
 export function checksumDrift(a: Float64Array, b: Float64Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += Math.abs(a[i] - b[i]);
-    den += Math.abs(b[i]);
-  }
-  return den === 0 ? num : num / den;
+  return normalizedL1(a, b);
 }

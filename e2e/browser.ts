@@ -42,6 +42,45 @@ export function watchPage(page: Page): string[] {
   return log;
 }
 
+/** A test page opened in its own browser: close `browser` in afterAll. `log` is what the page said. */
+export interface TestPage {
+  browser: Browser;
+  page: Page;
+  log: string[];
+}
+
+/**
+ * Launches Chromium, opens the lab page at `path` (e.g. '/e2e/pages/kernels.html') and waits up to
+ * `timeoutMs` for it to set body[data-ready="1"]. If the page never gets ready, closes the browser
+ * and throws with what the page said.
+ */
+export async function openTestPage(path: string, timeoutMs: number): Promise<TestPage> {
+  const browser = await launch();
+  try {
+    const page = await browser.newPage();
+    const log = watchPage(page);
+    try {
+      await page.goto(labUrl(path));
+      await page.waitForSelector('body[data-ready="1"]', { timeout: timeoutMs });
+    } catch (e) {
+      throw new Error(`${path} did not get ready: ${(e as Error).message}; page said:\n${log.join('\n')}`, { cause: e });
+    }
+    return { browser, page, log };
+  } catch (e) {
+    await browser.close();
+    throw e;
+  }
+}
+
+/** Rejects if `p` has not settled after `ms`, with what the page said (`log`) in the message. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string, log: string[] = []): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<T>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms; page said:\n${log.join('\n')}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 export const ARTIFACTS = 'artifacts/e2e';
 export function artifactPath(name: string): string {
   mkdirSync(ARTIFACTS, { recursive: true });

@@ -1,28 +1,21 @@
 // The engine in headless Chromium: 2 Web Worker ranks, each with its own WebGPU device
 // (SwiftShader here, a real GPU with SLIDE_LAB_GPU=1), against the single-graph reference.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import { launch, labUrl, watchPage } from './browser.ts';
+import { openTestPage, type TestPage } from './browser.ts';
 import { TOLERANCE } from '../src/core/equivalence.ts';
 
-let browser: Browser;
-let page: Page;
-let log: string[];
+let t: TestPage;
 
 beforeAll(async () => {
-  browser = await launch();
-  page = await browser.newPage();
-  log = watchPage(page);
-  await page.goto(labUrl('/e2e/pages/engine.html'));
-  await page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
+  t = await openTestPage('/e2e/pages/engine.html', 120_000);
 });
 afterAll(async () => {
-  await browser?.close();
+  await t?.browser.close();
 });
 
 describe('engine in Chromium with Web Worker ranks on WebGPU', () => {
   it('matches the single-graph reference with 2 ranks, each on its own adapter', async () => {
-    const result = await page.evaluate(() => (window as any).slideLabTest.run({ ranks: 2, steps: 3, backend: 'webgpu' }));
+    const result = await t.page.evaluate(() => (window as any).slideLabTest.run({ ranks: 2, steps: 3, backend: 'webgpu' }));
     console.log(JSON.stringify({ main: result.main, ranks: result.ranks, rows: result.rows, stepMs: result.steps.map((s: any) => s.wallMs) }, null, 1));
     expect(result.crossOriginIsolated).toBe(true);
     expect(result.main.backend).toBe('webgpu');
@@ -40,7 +33,7 @@ describe('engine in Chromium with Web Worker ranks on WebGPU', () => {
   }, 600_000);
 
   it('sums encoder gradients in shared memory between the workers (no main-context round trip)', async () => {
-    const result = await page.evaluate(() => (window as any).slideLabTest.run({ ranks: 2, steps: 2, backend: 'webgpu', reduction: 'shared' }));
+    const result = await t.page.evaluate(() => (window as any).slideLabTest.run({ ranks: 2, steps: 2, backend: 'webgpu', reduction: 'shared' }));
     expect(result.crossOriginIsolated).toBe(true);
     for (const row of result.rows) expect(row.pass).toBe(true);
     for (const step of result.steps) {

@@ -1,27 +1,13 @@
 // Our WebGPU Conv2DBackpropFilter against tfjs's cpu kernel, in Node on Dawn (`webgpu` package;
 // SwiftShader on a machine without a GPU). Skips, saying why, only if no adapter can be made.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { tf } from '../core/tf.ts';
-import { nodeGpu } from '../runtime/node.ts';
-import { useWebGPU } from '../runtime/webgpu.ts';
 import { checkFilterCase, FILTER_CASES } from './check.ts';
 import { activeTrainingKernels, planFilterGradient, registerTrainingKernels, setFilterPlanOptions, unregisterTrainingKernels } from './index.ts';
+import { useNodeWebGPU } from './node-test-setup.ts';
 
 const TOL = 1e-4;
-let webgpu = false;
-let why = '';
-
-beforeAll(async () => {
-  const info = await useWebGPU(await nodeGpu());
-  webgpu = info.backend === 'webgpu';
-  why = info.fallbackReason ?? '';
-  setFilterPlanOptions({ minReduction: 0 }); // exercise our kernel even on the smallest cases
-  if (!webgpu) console.warn(`SKIPPED: no WebGPU adapter in Node (${why}); the Chromium test e2e/kernels.spec.ts still runs the cases`);
-});
-afterAll(() => {
-  unregisterTrainingKernels();
-  setFilterPlanOptions({});
-});
+const gpu = useNodeWebGPU(() => setFilterPlanOptions({ minReduction: 0 })); // exercise our kernel even on the smallest cases
 
 describe('planFilterGradient', () => {
   it('splits a long reduction and keeps tiles legal', () => {
@@ -38,9 +24,9 @@ describe('planFilterGradient', () => {
 
 describe('Conv2DBackpropFilter on WebGPU (ours) vs cpu backend', () => {
   it.each(FILTER_CASES.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
-    if (!webgpu) return; // reported in beforeAll
+    if (!gpu.webgpu) return; // reported in beforeAll
     registerTrainingKernels({ enabled: true });
-    expect(activeTrainingKernels()).toEqual(['Conv2DBackpropFilter']);
+    expect(activeTrainingKernels()).toEqual(['Conv2DBackpropFilter', 'Conv2DBackpropInput']);
     const r = await checkFilterCase(c, 1000 + i);
     console.log(`${c.name}: relL2 ${r.relL2.toExponential(2)} maxAbs ${r.maxAbs.toExponential(2)}`);
     expect(r.relL2).toBeLessThan(TOL);
@@ -49,7 +35,7 @@ describe('Conv2DBackpropFilter on WebGPU (ours) vs cpu backend', () => {
   });
 
   it('the stock kernel is restored and agrees too (sanity of the harness)', async () => {
-    if (!webgpu) return;
+    if (!gpu.webgpu) return;
     unregisterTrainingKernels();
     expect(activeTrainingKernels()).toEqual([]);
     const r = await checkFilterCase(FILTER_CASES[1], 7);
@@ -58,7 +44,7 @@ describe('Conv2DBackpropFilter on WebGPU (ours) vs cpu backend', () => {
   });
 
   it('gradients of a conv net through tf.grad match the cpu backend', async () => {
-    if (!webgpu) return;
+    if (!gpu.webgpu) return;
     registerTrainingKernels({ enabled: true });
     const rng = (n: number, s: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + s) * 0.5);
     const grads = async (backend: string) => {

@@ -9,18 +9,15 @@
 // The reduction axis P is long (batch x output pixels) and M x N can be small, so P is split into
 // S chunks ("split-K"): workgroup (n-tile, m-tile, s) writes a partial [M, N] sum over its chunk,
 // and a second program sums the S partials. Each workgroup stages TK x TM of A and TK x TN of B
-// in workgroup memory; each thread accumulates an RM x RN block in registers.
+// in workgroup memory; each thread accumulates an RM x RN block in registers (the skeleton shared
+// with the input gradient, in gemm-tile.ts).
 import { tf } from '../core/tf.ts';
-import type { WebGPUProgramLike, WebGPUBackendLike, UniformEntry } from './webgpu-types.ts';
+import { convGradKernel, OptionStore, type ConvGradAttrs } from './conv-grad-kernel.ts';
+import { GemmTileProgram, GemmTileWgsl, type GemmTiling } from './gemm-tile.ts';
+import { int32Uniforms, type WebGPUProgramLike } from './webgpu-types.ts';
 
-export interface FilterTiling {
-  /** Tile rows (M = KH*KW*CI), tile columns (N = CO), reduction depth per stage (P). */
-  tm: number;
-  tn: number;
-  tk: number;
-  /** Outputs per thread along M and N. */
-  rm: number;
-  rn: number;
+/** Tile rows along M = KH*KW*CI, columns along N = CO, reduction depth per stage along P. */
+export interface FilterTiling extends GemmTiling {
   /** Number of chunks the P axis is split into (partials summed by a second pass). */
   splits: number;
   /** TK-deep stages per chunk. */
@@ -41,22 +38,20 @@ export interface FilterPlanOptions {
   minReduction?: number;
 }
 
-const DEFAULTS: Required<FilterPlanOptions> = { targetWorkgroups: 256, minTilesPerSplit: 4, maxPartialBytes: 64 * 2 ** 20, minReduction: 128 };
-let planOptions: Required<FilterPlanOptions> = { ...DEFAULTS };
+const plan = new OptionStore<FilterPlanOptions>({ targetWorkgroups: 256, minTilesPerSplit: 4, maxPartialBytes: 64 * 2 ** 20, minReduction: 128 });
 
 /** Tunes the split heuristic (benchmarks sweep it); returns the options now in force. */
 export function setFilterPlanOptions(opts: FilterPlanOptions): Required<FilterPlanOptions> {
-  planOptions = { ...DEFAULTS, ...opts };
-  return planOptions;
+  return plan.set(opts);
 }
 
 export function getFilterPlanOptions(): Required<FilterPlanOptions> {
-  return { ...planOptions };
+  return plan.get();
 }
 
 /** Picks tile sizes and the split of the P axis for one problem size. Pure; exported for tests. */
-export function planFilterGradient(m: number, n: number, p: number, opts: FilterPlanOptions = planOptions): FilterTiling {
-  const o = { ...DEFAULTS, ...opts };
+export function planFilterGradient(m: number, n: number, p: number, opts: FilterPlanOptions = plan.current): FilterTiling {
+  const o = { ...plan.defaults, ...opts };
   const tn = n <= 16 ? 16 : n <= 32 ? 32 : 64;
   const tm = m <= 32 ? 32 : 64;
   const rm = 4;
@@ -74,43 +69,22 @@ export function planFilterGradient(m: number, n: number, p: number, opts: Filter
 }
 
 /** Stage 1: partial sums [S, M*N] (or the final [KH, KW, CI, CO] when S = 1). */
-class FilterGradGemmProgram implements WebGPUProgramLike {
+class FilterGradGemmProgram extends GemmTileProgram {
   variableNames = ['x', 'dy'];
   uniforms = 'M : i32, N : i32, P : i32, OHW : i32, OW : i32, H : i32, W : i32, CI : i32, KWCI : i32, SH : i32, SW : i32, PT : i32, PL : i32, chunk : i32, tilesPerSplit : i32,';
-  workgroupSize: [number, number, number];
-  dispatch: [number, number, number];
-  dispatchLayout: { x: number[]; y: number[] };
-  outputShape: number[];
-  shaderKey: string;
 
-  constructor(outputShape: number[], private t: FilterTiling, m: number, n: number) {
-    this.outputShape = outputShape;
-    // A non-flat layout makes the backend call main() rather than main(globalIndex); the shader
-    // computes its own coordinates from workgroupId/localId.
-    const r = outputShape.length;
-    this.dispatchLayout = { x: [r - 1], y: outputShape.slice(0, r - 1).map((_, i) => i) };
-    this.workgroupSize = [t.tn / t.rn, t.tm / t.rm, 1];
-    this.dispatch = [Math.ceil(n / t.tn), Math.ceil(m / t.tm), t.splits];
-    this.shaderKey = `slideLabConv2DDerFilterGemm_${t.tm}_${t.tn}_${t.tk}_${t.rm}_${t.rn}`;
+  constructor(outputShape: number[], t: FilterTiling, m: number, n: number) {
+    // Workgroup (n-tile, m-tile, split).
+    super('slideLabConv2DDerFilterGemm', outputShape, t, n, m, t.splits);
   }
 
   getUserCode(): string {
-    const { tm, tn, tk, rm, rn } = this.t;
-    const wgx = tn / rn;
-    const wgy = tm / rm;
-    const threads = wgx * wgy;
-    const aLoads = (tk * tm) / threads;
-    const bLoads = (tk * tn) / threads;
-    if (rn !== 4 || !Number.isInteger(aLoads) || !Number.isInteger(bLoads) || threads % tm !== 0 || threads % tn !== 0) {
-      throw new Error(`unsupported tiling ${JSON.stringify(this.t)}`);
-    }
-    // Every thread loads the same A column m (and B column n) at every stage: threads % TM == 0.
-    const rows = Array.from({ length: rm }, (_, i) => i);
-    const loadsA = Array.from({ length: aLoads }, (_, r) => r);
-    const loadsB = Array.from({ length: bLoads }, (_, r) => r);
+    const { tk } = this.t;
+    // dy is contiguous along N (= CO). Every thread loads the same A column m (and B column n) at
+    // every stage.
+    const g = new GemmTileWgsl(this.t, 'n');
     return /* wgsl */ `
-      var<workgroup> As : array<f32, ${tk * tm}>; // As[k * TM + m]: im2col(x) rows p0..p0+TK, columns m0..m0+TM
-      var<workgroup> Bs : array<vec4<f32>, ${(tk * tn) / 4}>; // Bs[k * TN/4 + n/4]: dy rows p0..p0+TK, columns n0..n0+TN
+      ${g.tiles('im2col(x) rows p0..p0+TK, columns m0..m0+TM', 'dy rows p0..p0+TK, columns n0..n0+TN')}
 
       fn loadA(p : i32, pEnd : i32, mOk : bool, kh : i32, kw : i32, ci : i32) -> f32 {
         if (p >= pEnd || !mOk) { return 0.0; }
@@ -130,58 +104,28 @@ class FilterGradGemmProgram implements WebGPUProgramLike {
       }
 
       fn main() {
-        let tid = i32(localIndex);
-        let tx = i32(localId.x);
-        let ty = i32(localId.y);
-        let n0 = i32(workgroupId.x) * ${tn};
-        let m0 = i32(workgroupId.y) * ${tm};
+        ${g.prologue()}
         let split = i32(workgroupId.z);
         let pBegin = split * uniforms.chunk;
         let pEnd = min(pBegin + uniforms.chunk, uniforms.P);
 
-        // This thread's A column: m = m0 + tid % TM, i.e. filter tap (kh, kw) and input channel ci.
-        let am = tid % ${tm};
-        let ak = tid / ${tm};
+        ${g.threadCoords()}
+        // This thread's A column m = m0 + am, i.e. filter tap (kh, kw) and input channel ci.
         let m = m0 + am;
         let mOk = m < uniforms.M;
         let kh = m / uniforms.KWCI;
         let kw = (m - kh * uniforms.KWCI) / uniforms.CI;
         let ci = m - kh * uniforms.KWCI - kw * uniforms.CI;
-        // This thread's B column: n = n0 + tid % TN.
-        let bn = tid % ${tn};
-        let bk = tid / ${tn};
 
-        ${rows.map((i) => `var acc${i} = vec4<f32>(0.0);`).join('\n        ')}
+        ${g.accumulators()}
 
         for (var t = 0; t < uniforms.tilesPerSplit; t++) {
           let p0 = pBegin + t * ${tk};
-          ${loadsA.map((r) => `As[${r * threads} + tid] = loadA(p0 + ak + ${(r * threads) / tm}, pEnd, mOk, kh, kw, ci);`).join('\n          ')}
-          ${loadsB.map((r) => `{
-            let e = ${r * threads} + tid;
-            let v = loadB(p0 + bk + ${(r * threads) / tn}, pEnd, n0 + bn);
-            Bs[e / 4][e % 4] = v;
-          }`).join('\n          ')}
-          workgroupBarrier();
-          for (var k = 0; k < ${tk}; k++) {
-            let bv = Bs[k * ${tn / 4} + tx];
-            let ab = k * ${tm} + ty * ${rm};
-            ${rows.map((i) => `acc${i} = fma(vec4<f32>(As[ab + ${i}]), bv, acc${i});`).join('\n            ')}
-          }
-          workgroupBarrier();
+          ${g.stage((k) => `loadA(p0 + ${k}, pEnd, mOk, kh, kw, ci)`, (k, n) => `loadB(p0 + ${k}, pEnd, n0 + ${n})`)}
         }
 
         let base = split * uniforms.M * uniforms.N;
-        let n = n0 + tx * 4;
-        ${rows.map((i) => `{
-          let mi = m0 + ty * ${rm} + ${i};
-          if (mi < uniforms.M) {
-            let o = base + mi * uniforms.N + n;
-            if (n < uniforms.N) { result[o] = acc${i}.x; }
-            if (n + 1 < uniforms.N) { result[o + 1] = acc${i}.y; }
-            if (n + 2 < uniforms.N) { result[o + 2] = acc${i}.z; }
-            if (n + 3 < uniforms.N) { result[o + 3] = acc${i}.w; }
-          }
-        }`).join('\n        ')}
+        ${g.writeBack('uniforms.M', 'uniforms.N', 'let o = base + mi * uniforms.N + n;')}
       }
     `;
   }
@@ -219,47 +163,33 @@ class SplitSumProgram implements WebGPUProgramLike {
   }
 }
 
-interface FilterAttrs {
-  strides: number | [number, number];
-  pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
-  dataFormat: 'NHWC' | 'NCHW';
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+interface FilterAttrs extends ConvGradAttrs {
   filterShape: [number, number, number, number];
 }
 
-/** The kernel function; `fallback` handles what it does not (NCHW). */
+/** The kernel function; `fallback` handles what it does not (NCHW, non-float32, short reductions). */
 export function makeConv2DBackpropFilter(fallback: tf.KernelFunc | undefined): tf.KernelFunc {
-  return (args) => {
-    const { inputs, backend, attrs } = args as unknown as {
-      inputs: { x: tf.TensorInfo; dy: tf.TensorInfo };
-      backend: WebGPUBackendLike;
-      attrs: FilterAttrs;
-    };
-    const { x, dy } = inputs;
-    const { strides, pad, dataFormat, dimRoundingMode, filterShape } = attrs;
-    const $dataFormat = tf.backend_util.convertConv2DDataFormat(dataFormat);
-    if ($dataFormat !== 'channelsLast' || x.dtype !== 'float32') {
-      if (!fallback) throw new Error('slide-lab Conv2DBackpropFilter: only NHWC float32 is implemented');
-      return fallback(args);
-    }
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number], filterShape, strides, 1, pad, dimRoundingMode, false, $dataFormat);
-    const m = info.filterHeight * info.filterWidth * info.inChannels;
-    const n = info.outChannels;
-    const p = info.batchSize * info.outHeight * info.outWidth;
-    if (p < planOptions.minReduction && fallback) return fallback(args);
-    const t = planFilterGradient(m, n, p);
-    const uniforms: UniformEntry[] = [
-      m, n, p, info.outHeight * info.outWidth, info.outWidth, info.inHeight, info.inWidth, info.inChannels,
-      info.filterWidth * info.inChannels, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left,
-      t.tilesPerSplit * t.tk, t.tilesPerSplit,
-    ].map((v) => ({ type: 'int32', data: [v] }));
-    if (t.splits === 1) {
-      return backend.runWebGPUProgram(new FilterGradGemmProgram(filterShape, t, m, n), [x, dy], 'float32', uniforms);
-    }
-    const partials = backend.runWebGPUProgram(new FilterGradGemmProgram([t.splits, m * n], t, m, n), [x, dy], 'float32', uniforms);
-    const out = backend.runWebGPUProgram(new SplitSumProgram(filterShape), [partials], 'float32', [{ type: 'int32', data: [t.splits] }]);
-    backend.disposeData(partials.dataId);
-    return out;
-  };
+  return convGradKernel<{ x: tf.TensorInfo; dy: tf.TensorInfo }, FilterAttrs>(
+    'Conv2DBackpropFilter', fallback,
+    ({ inputs, attrs }) => [inputs.x.shape as [number, number, number, number], attrs.filterShape],
+    ({ inputs: { x, dy }, backend, attrs: { filterShape } }, info, stock) => {
+      const m = info.filterHeight * info.filterWidth * info.inChannels;
+      const n = info.outChannels;
+      const p = info.batchSize * info.outHeight * info.outWidth;
+      if (p < plan.current.minReduction && stock) return stock();
+      const t = planFilterGradient(m, n, p);
+      const uniforms = int32Uniforms([
+        m, n, p, info.outHeight * info.outWidth, info.outWidth, info.inHeight, info.inWidth, info.inChannels,
+        info.filterWidth * info.inChannels, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left,
+        t.tilesPerSplit * t.tk, t.tilesPerSplit,
+      ]);
+      if (t.splits === 1) {
+        return backend.runWebGPUProgram(new FilterGradGemmProgram(filterShape, t, m, n), [x, dy], 'float32', uniforms);
+      }
+      const partials = backend.runWebGPUProgram(new FilterGradGemmProgram([t.splits, m * n], t, m, n), [x, dy], 'float32', uniforms);
+      const out = backend.runWebGPUProgram(new SplitSumProgram(filterShape), [partials], 'float32', int32Uniforms([t.splits]));
+      backend.disposeData(partials.dataId);
+      return out;
+    },
+  );
 }

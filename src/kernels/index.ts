@@ -4,11 +4,21 @@
 // every op call, so switching between stock and ours takes effect on the next op.
 import { tf } from '../core/tf.ts';
 import { makeConv2DBackpropFilter } from './conv2d-backprop-filter.ts';
+import { makeConv2DBackpropInput } from './conv2d-backprop-input.ts';
 
 export { getFilterPlanOptions, planFilterGradient, setFilterPlanOptions, type FilterPlanOptions, type FilterTiling } from './conv2d-backprop-filter.ts';
+export {
+  getInputPlanOptions, inputGradientWork, planInputGradient, setInputPlanOptions, type InputPlanOptions, type InputProblem, type InputTiling,
+} from './conv2d-backprop-input.ts';
 
-export type TrainingKernelName = 'Conv2DBackpropFilter';
-export const TRAINING_KERNELS: readonly TrainingKernelName[] = ['Conv2DBackpropFilter'];
+export type TrainingKernelName = 'Conv2DBackpropFilter' | 'Conv2DBackpropInput';
+export const TRAINING_KERNELS: readonly TrainingKernelName[] = ['Conv2DBackpropFilter', 'Conv2DBackpropInput'];
+
+/** Each kernel's factory: given tfjs's stock kernel (the fallback), returns ours. */
+const MAKERS: Record<TrainingKernelName, (fallback: tf.KernelFunc | undefined) => tf.KernelFunc> = {
+  Conv2DBackpropFilter: makeConv2DBackpropFilter,
+  Conv2DBackpropInput: makeConv2DBackpropInput,
+};
 
 const BACKEND = 'webgpu';
 /** The stock configs we replaced, to restore them. */
@@ -42,7 +52,7 @@ export function registerTrainingKernels(opts: { enabled?: boolean } = {}): Train
     if (isOurs(current)) continue;
     stock.set(name, current);
     tf.unregisterKernel(name, BACKEND);
-    tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: tagged(makeConv2DBackpropFilter(current.kernelFunc)) });
+    tf.registerKernel({ kernelName: name, backendName: BACKEND, kernelFunc: tagged(MAKERS[name](current.kernelFunc)) });
   }
   return activeTrainingKernels();
 }

@@ -27,3 +27,8 @@ export interface WebGPUBackendLike {
   runWebGPUProgram(program: WebGPUProgramLike, inputs: tf.TensorInfo[], dtype: 'float32', uniforms?: UniformEntry[]): tf.TensorInfo;
   disposeData(dataId: object): boolean;
 }
+
+/** Uniform values for a program's own `uniforms` fields declared `name : i32`, in declaration order. */
+export function int32Uniforms(values: number[]): UniformEntry[] {
+  return values.map((v) => ({ type: 'int32', data: [v] }));
+}

@@ -1,13 +1,25 @@
-// npm run bench:browser -- [--json] [--batch 4] [--size 32] [--width 8] [--reps 2]
+// npm run bench:browser -- [--json] [--only kernels,decode] [--batch 4] [--size 32] [--width 8] [--reps 2]
+//   [--decode-files .fixtures/slide/svs-rgb.svs,...] [--decode-paths native,js] [--decode-pool 1,2,4]
+//   [--decode-tiles 192] [--decode-reps 3] [--decode-k 32] [--decode-ranks 1,2] [--decode-steps 3]
+//   [--decode-tile-size 32] [--decode-backend cpu|webgpu] [--timeout-s 900]
 // The reduced browser benchmark: headless Chromium (Debian's, via playwright-core; SwiftShader
-// WebGPU here, a real GPU with SLIDE_LAB_GPU=1) runs Conv2DBackpropFilter stock vs ours, layer by
-// layer, on the page's own WebGPU device. Starts its own Vite dev server (or uses SLIDE_LAB_URL).
+// WebGPU here, a real GPU with SLIDE_LAB_GPU=1). kernels: Conv2DBackpropFilter and
+// Conv2DBackpropInput stock vs ours, layer by layer, on the page's own WebGPU device. decode: tile
+// decode, native (createImageBitmap) and JS (geotiff), on the page's thread and in pools of Web
+// Workers (e2e/pages/bench-decode.ts); then engine steps on the demo slides (public/demo) with
+// Web Worker ranks (native decode, tiny CNN w8, --decode-backend in the ranks and the page),
+// prefetch on and off: decode ms on the critical path.
+// Starts its own Vite dev server (or uses SLIDE_LAB_URL).
 import { parseArgs } from 'node:util';
 import os from 'node:os';
 import { launch, chromiumArgs, CHROMIUM } from '../e2e/browser.ts';
 import type { KernelRow } from './lib/kernel-bench.ts';
 import { fmt, table } from './lib/stats.ts';
 import { startLabServer } from '../e2e/dev-server.ts';
+import { ensureFixtures } from '../scripts/make-fixtures.ts';
+import type { DecodeBenchResult } from '../e2e/pages/bench-decode.ts';
+import type { DecodePathRow } from './lib/engine-bench.ts';
+import type { DecodePath } from './lib/decode-bench.ts';
 
 const { values } = parseArgs({
   options: {
@@ -17,8 +29,39 @@ const { values } = parseArgs({
     width: { type: 'string', default: '8' },
     reps: { type: 'string', default: '2' },
     'timeout-s': { type: 'string', default: '900' },
+    only: { type: 'string', default: 'kernels,decode' },
+    'decode-files': { type: 'string', default: '.fixtures/slide/svs-rgb.svs,.fixtures/slide/svs-ycbcr.svs,.fixtures/slide/vips-pyramid.tiff,.fixtures/slide/bigtiff.tiff' },
+    'decode-paths': { type: 'string', default: 'native,js' },
+    'decode-pool': { type: 'string', default: '1,2,4' },
+    'decode-tiles': { type: 'string', default: '192' },
+    'decode-reps': { type: 'string', default: '3' },
+    'decode-k': { type: 'string', default: '32' },
+    'decode-ranks': { type: 'string', default: '1,2' },
+    'decode-steps': { type: 'string', default: '3' },
+    'decode-tile-size': { type: 'string', default: '32' },
+    'decode-backend': { type: 'string', default: 'cpu' },
   },
 });
+const only = new Set(values.only.split(','));
+for (const o of only) if (o !== 'kernels' && o !== 'decode') { console.error(`bench:browser: --only takes kernels,decode; got '${o}'`); process.exit(2); }
+const decodeOpts = {
+  files: values['decode-files'].split(',').map((f) => `/${f.replace(/^\/+/, '')}`),
+  paths: values['decode-paths'].split(',') as DecodePath[],
+  pools: values['decode-pool'].split(',').map(Number),
+  tiles: Number(values['decode-tiles']),
+  reps: Number(values['decode-reps']),
+};
+const pathOpts = {
+  shape: { encoder: 'tiny-cnn', width: 8, tileSize: Number(values['decode-tile-size']), k: Number(values['decode-k']), microBatch: 8, backend: values['decode-backend'] },
+  ranks: values['decode-ranks'].split(',').map(Number),
+  steps: Number(values['decode-steps']),
+  warmup: 1,
+};
+if (pathOpts.shape.backend !== 'cpu' && pathOpts.shape.backend !== 'webgpu') { console.error('bench:browser: --decode-backend takes cpu or webgpu'); process.exit(2); }
+for (const v of [pathOpts.shape.tileSize, pathOpts.shape.k, pathOpts.steps, ...pathOpts.ranks]) if (!Number.isInteger(v) || v < 1) { console.error('bench:browser: --decode-k, --decode-ranks, --decode-steps and --decode-tile-size take positive integers'); process.exit(2); }
+if (decodeOpts.paths.some((p) => p !== 'native' && p !== 'js')) { console.error('bench:browser: --decode-paths takes native and/or js'); process.exit(2); }
+for (const v of [...decodeOpts.pools, decodeOpts.tiles, decodeOpts.reps]) if (!Number.isInteger(v) || v < 1) { console.error('bench:browser: --decode-pool, --decode-tiles and --decode-reps take positive integers'); process.exit(2); }
+if (only.has('decode') && decodeOpts.files.some((f) => f.startsWith('/.fixtures/'))) await ensureFixtures();
 const opts = { batch: Number(values.batch), size: Number(values.size), width: Number(values.width), reps: Number(values.reps) };
 for (const [k, v] of Object.entries(opts)) if (!Number.isInteger(v) || v < 1) { console.error(`bench:browser: --${k} must be a positive integer`); process.exit(2); }
 
@@ -31,31 +74,65 @@ try {
   const page = await browser.newPage();
   page.on('console', (m) => pageLog.push(`[${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => pageLog.push(`[pageerror] ${e.message}`));
-  await page.goto(`${base}/e2e/pages/kernels.html`);
-  await page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
   const t0 = performance.now();
   const timeoutMs = Number(values['timeout-s']) * 1000;
-  const out = (await Promise.race([
-    page.evaluate((o) => (window as any).slideLabKernels.bench(o), opts),
-    new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs)),
-  ])) as { backend: { adapter: unknown }; rows: KernelRow[]; tfjs: string; userAgent: string };
+  const inPage = <T,>(run: () => Promise<T>): Promise<T> => Promise.race([
+    run(),
+    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs)),
+  ]);
+  let out: { backend: { adapter: unknown }; rows: KernelRow[]; tfjs: string; userAgent: string } | undefined;
+  if (only.has('kernels')) {
+    await page.goto(`${base}/e2e/pages/kernels.html`);
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
+    out = await inPage(() => page.evaluate((o) => (window as any).slideLabKernels.bench(o), opts));
+  }
+  let decode: DecodeBenchResult | undefined;
+  let criticalPath: { rows: DecodePathRow[]; slides: number } | undefined;
+  if (only.has('decode')) {
+    await page.goto(`${base}/e2e/pages/bench-decode.html`);
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
+    decode = await inPage(() => page.evaluate((o) => (window as any).slideLabDecodeBench.run(o), decodeOpts));
+    criticalPath = await inPage(() => page.evaluate((o) => (window as any).slideLabDecodeBench.criticalPath(o), pathOpts));
+  }
   const doc = {
     kind: 'slide-lab-bench-browser',
     date: new Date().toISOString(),
     seconds: (performance.now() - t0) / 1000,
     machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, loadavg: os.loadavg() },
-    browser: { executable: CHROMIUM, version: browser.version(), userAgent: out.userAgent, args: chromiumArgs() },
-    adapter: out.backend.adapter,
-    versions: { tfjs: out.tfjs },
-    options: opts,
-    kernels: out.rows,
+    browser: { executable: CHROMIUM, version: browser.version(), userAgent: out?.userAgent ?? decode?.userAgent, args: chromiumArgs() },
+    adapter: out?.backend.adapter,
+    versions: { tfjs: out?.tfjs },
+    options: { ...opts, only: [...only], decode: decodeOpts, criticalPath: pathOpts },
+    kernels: out?.rows,
+    decode,
+    criticalPath,
   };
   if (values.json) console.log(JSON.stringify(doc, null, 2));
   else {
-    console.log(`Chromium ${doc.browser.version}; adapter ${JSON.stringify(doc.adapter)}; ${doc.machine.cpu}, ${doc.machine.cores} cores`);
-    console.log('\nConv2DBackpropFilter per layer in Chromium (median ms per call incl. sync)');
-    console.log(table(['layer', 'x', 'filter', 'stock ms', 'ours ms', 'speed-up', 'ours ran', 'rel L2'],
-      out.rows.map((k) => [k.layer, k.x.join('x'), k.filter.join('x'), fmt(k.stockMs), fmt(k.oursMs), `x${fmt(k.speedup, 2)}`, k.path, k.relL2.toExponential(1)])));
+    console.log(`Chromium ${doc.browser.version}; adapter ${JSON.stringify(doc.adapter ?? null)}; ${doc.machine.cpu}, ${doc.machine.cores} cores; load ${doc.machine.loadavg.map((x) => x.toFixed(1)).join(' ')}`);
+    if (out) {
+      for (const name of ['Conv2DBackpropFilter', 'Conv2DBackpropInput'] as const) {
+        console.log(`\n${name} per layer in Chromium (median ms per call incl. sync)`);
+        console.log(table(['layer', 'x', 'filter', 'stock ms', 'ours ms', 'speed-up', 'ours ran', 'rel L2'],
+          out.rows.filter((k) => k.kernel === name).map((k) => [k.layer, k.x.join('x'), k.filter.join('x'), fmt(k.stockMs), fmt(k.oursMs), `x${fmt(k.speedup, 2)}`, k.path, k.relL2.toExponential(1)])));
+      }
+    }
+    if (decode) {
+      const t = decode.tileSet;
+      console.log(`\ntile decode in Chromium (${t.tiles} tiles, ${t.sizes.join(', ')} JPEG, photometric ${t.photometric.join('/')}, ${t.meanCompressedBytes} B each, from ${t.files.join(', ')}; navigator.hardwareConcurrency ${decode.hardwareConcurrency}; median of the runs)`);
+      console.log(table(['path', 'where', 'workers', 'tiles/run', 'tiles/s', 'runs', 'vs pool of 1', 'ms/tile in thread', 'native / JS tiles'],
+        decode.rows.map((r) => {
+          const one = decode!.rows.find((x) => x.path === r.path && x.mode === 'pool' && x.workers === 1);
+          return [r.path, r.mode === 'pool' ? 'Web Worker pool' : 'page thread', r.workers || '-', r.tiles, fmt(r.tilesPerSec), r.runs.map((x) => fmt(x, 0)).join(' '), one ? `x${fmt(r.tilesPerSec / one.tilesPerSec, 2)}` : '-', fmt(r.msPerTileInWorker, 1), `${r.native} / ${r.fallback}`];
+        })));
+    }
+    if (criticalPath) {
+      const off = (n: number) => criticalPath!.rows.find((x) => x.ranks === n && !x.prefetch);
+      const sh = pathOpts.shape;
+      console.log(`\ndecode on the critical path in Chromium (engine on ${criticalPath.slides} demo slides, Web Worker ranks decoding natively; ${sh.encoder} w${sh.width}, ${sh.tileSize} px, ${sh.backend} backend; median per step)`);
+      console.log(table(['N', 'prefetch', 'K', 'ms/step', 'decode ms on path', 'share', 'prefetched steps', 'forward ms', 'ms/step saved vs off'],
+        criticalPath.rows.map((d) => [d.ranks, d.prefetch ? 'on' : 'off', d.k, fmt(d.stepMs), fmt(d.decodeMs), `${fmt(100 * d.decodeShare)}%`, `${d.prefetchedSteps}/${d.steps}`, fmt(d.forwardMs), d.prefetch && off(d.ranks) ? fmt(off(d.ranks)!.stepMs - d.stepMs) : '-'])));
+    }
     console.log(`\n${fmt(doc.seconds)} s`);
   }
 } catch (e) {

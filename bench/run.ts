@@ -1,25 +1,49 @@
 // npm run bench -- [--json] [--backends cpu,webgpu] [--encoder tiny-cnn|resnet] [--width 8]
 //   [--tile-size 32] [--k 16] [--ranks 1,2] [--micro-batch 8] [--steps 3] [--warmup 1]
-//   [--transport in-process|worker] [--memory-k 16,64,256] [--ref-cap-mb 48]
-//   [--kernel-batch 4] [--kernel-size 64] [--kernel-reps 2] [--only kernels,throughput,profile,memory]
+//   [--transport in-process|worker] [--memory-k 16,64,256] [--ref-cap-mb 48] [--memory-kernel fast|stock]
+//   [--kernel-batch 4] [--kernel-size 64] [--kernel-reps 2]
+//   [--decode-files .fixtures/slide/svs-rgb.svs,...] [--decode-pool 1,2,4] [--decode-tiles 192]
+//   [--decode-reps 3] [--decode-k 32] [--decode-ranks 1,2]
+//   [--only kernels,throughput,profile,memory,decode,comm]   (default: all but comm)
+// Sections: kernels (WebGPU only): Conv2DBackpropFilter/Input stock vs ours. throughput: engine,
+// reference, encoder alone, frozen MIL (rows carry the communication share and bytes). profile:
+// per-kernel time. memory: peak per-rank tensor bytes against --memory-k (micro-batched), its
+// flatness (max/min), and the largest K the single-graph reference runs within the --ref-cap-mb
+// budget (standing in for a GPU's memory). On cpu every section uses our typed-array
+// Conv2DBackpropFilter (src/kernels/cpu-filter-grad.ts; SLIDE_LAB_KERNELS=stock keeps tfjs's); the
+// memory section first checks it against tfjs's (gradients and one peak; --memory-kernel stock
+// measures with tfjs's).
+// decode: JS tile decode in this thread and in worker_threads pools of --decode-pool sizes, then
+// engine steps on the demo slides (public/demo, `npm run demo`) with worker ranks, prefetch on and
+// off: decode ms left on the critical path. comm: engine steps only, for each of --ranks, with
+// gather/scatter/reduce ms and bytes per step (e.g. --encoder resnet --k 256 --only comm).
 // Node benchmarks of Slide Lab on the tfjs cpu backend and on real WebGPU through Dawn's Node
 // bindings (npm `webgpu`; SwiftShader on a machine without a GPU). Prints a table, or one JSON
 // document with --json. Figures only: nothing here asserts a timing.
 import { parseArgs } from 'node:util';
 import os from 'node:os';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, resolve } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { tf } from '../src/core/tf.ts';
 import { setupNodeBackend } from '../src/runtime/node.ts';
 import { nodeWorkerRanks } from '../src/transport/node-worker.ts';
 import type { BackendInfo } from '../src/core/protocol.ts';
 import { registerTrainingKernels, unregisterTrainingKernels, activeTrainingKernels } from '../src/kernels/index.ts';
-import { benchFilterKernels, cnn4Layers, resnetLayers, type KernelRow } from './lib/kernel-bench.ts';
+import { benchFilterKernels, benchInputKernels, cnn4Layers, resnetLayers, type KernelRow } from './lib/kernel-bench.ts';
 import {
-  benchEncoderOnly, benchEngine, benchReference, inProcess, largestReferenceK, profileEncoderStep, rankPeakBytes, referencePeakBytes,
-  type BenchShape, type KernelProfileRow, type MemoryRow, type RankFactory, type ThroughputRow,
+  benchDecodeOnCriticalPath, benchEncoderOnly, benchEngine, benchReference, checkFastCpuFilterGrad, inProcess, useFastCpuFilterGrad, largestReferenceK, profileEncoderStep, rankPeakBytes, referencePeakBytes,
+  type BenchShape, type DecodePathRow, type KernelProfileRow, type MemoryRow, type RankFactory, type ThroughputRow,
 } from './lib/engine-bench.ts';
 import { fmt, table } from './lib/stats.ts';
+import { decodeRows, describeTiles, rawTilesOf, type DecodePort, type DecodeReply, type DecodeRow } from './lib/decode-bench.ts';
+import { ensureFixtures } from '../scripts/make-fixtures.ts';
+import { fromPath } from '../src/slide/node-open.ts';
+import type { RawTile } from '../src/slide/decode-js.ts';
+import type { SlideEntry } from '../src/core/sampler.ts';
+import type { TileSourceSpec } from '../src/core/tiles.ts';
+import type { DemoIndex } from '../src/slide/demo-index.ts';
 
 const { values } = parseArgs({
   options: {
@@ -36,10 +60,17 @@ const { values } = parseArgs({
     transport: { type: 'string', default: 'in-process' },
     'memory-k': { type: 'string', default: '16,64,256' },
     'ref-cap-mb': { type: 'string', default: '48' },
+    'memory-kernel': { type: 'string', default: 'fast' },
     'kernel-batch': { type: 'string', default: '4' },
     'kernel-size': { type: 'string', default: '64' },
     'kernel-reps': { type: 'string', default: '2' },
-    only: { type: 'string', default: 'kernels,throughput,profile,memory' },
+    'decode-files': { type: 'string', default: '.fixtures/slide/svs-rgb.svs,.fixtures/slide/svs-ycbcr.svs,.fixtures/slide/vips-pyramid.tiff,.fixtures/slide/bigtiff.tiff' },
+    'decode-pool': { type: 'string', default: '1,2,4' },
+    'decode-tiles': { type: 'string', default: '192' },
+    'decode-reps': { type: 'string', default: '3' },
+    'decode-k': { type: 'string', default: '32' },
+    'decode-ranks': { type: 'string', default: '1,2' },
+    only: { type: 'string', default: 'kernels,throughput,profile,memory,decode' },
   },
 });
 
@@ -58,10 +89,13 @@ const ints = (name: keyof typeof values): number[] => String(values[name]).split
   return v;
 });
 if (!['tiny-cnn', 'resnet'].includes(values.encoder)) fail(`--encoder must be tiny-cnn or resnet, got '${values.encoder}'`);
+if (!['fast', 'stock'].includes(values['memory-kernel'])) fail(`--memory-kernel must be fast or stock, got '${values['memory-kernel']}'`);
 if (!['in-process', 'worker'].includes(values.transport)) fail(`--transport must be in-process or worker, got '${values.transport}'`);
 const backends = values.backends.split(',');
 if (backends.some((b) => b !== 'cpu' && b !== 'webgpu')) fail(`--backends must list cpu and/or webgpu, got '${values.backends}'`);
 const only = new Set(values.only.split(','));
+const SECTIONS = ['kernels', 'throughput', 'profile', 'memory', 'decode', 'comm'];
+for (const o of only) if (!SECTIONS.includes(o)) fail(`--only takes ${SECTIONS.join(',')}; got '${o}'`);
 
 const shape = (backend: 'cpu' | 'webgpu'): BenchShape => ({
   encoder: values.encoder as BenchShape['encoder'], width: int('width'), tileSize: int('tile-size'), k: int('k'), microBatch: int('micro-batch'), backend,
@@ -79,18 +113,92 @@ function version(pkg: string): string {
   }
 }
 
+const ROOT = new URL('..', import.meta.url);
+const DECODE_WORKER = new URL('../workers/decode-bench.node.mjs', import.meta.url);
+
+/** worker_threads decode workers (workers/decode-bench.node.mjs) behind the pool driver's port. */
+function nodeDecodePorts(n: number): DecodePort[] {
+  return Array.from({ length: n }, (_, i) => {
+    const w = new Worker(DECODE_WORKER);
+    let done = false;
+    return {
+      post: (job) => w.postMessage(job),
+      listen: (onReply, onError) => {
+        w.on('message', (r: DecodeReply) => onReply(r));
+        w.once('error', (e) => onError(new Error(`decode worker ${i}: ${e.message}`)));
+        w.once('exit', (code) => { if (!done) onError(new Error(`decode worker ${i} exited (code ${code})`)); });
+      },
+      terminate: () => { done = true; void w.terminate(); },
+    };
+  });
+}
+
+/** The raw tiles of --decode-files (paths from the repository root; fixtures are made if missing). */
+async function decodeTileSet(): Promise<{ files: string[]; tiles: RawTile[] }> {
+  const files = values['decode-files'].split(',');
+  if (files.some((f) => f.startsWith('.fixtures/'))) await ensureFixtures();
+  const tiles: RawTile[] = [];
+  for (const f of files) {
+    const slide = await fromPath(new URL(f, ROOT).pathname);
+    try {
+      tiles.push(...(await rawTilesOf(slide)));
+    } finally {
+      await slide.close();
+    }
+  }
+  return { files, tiles };
+}
+
+/** The demo data set (public/demo, `npm run demo`) as engine slides read from files by the ranks. */
+function demoData(): { slides: SlideEntry[]; tiles: TileSourceSpec } | null {
+  const index = new URL('public/demo/demo.json', ROOT).pathname;
+  if (!existsSync(index)) return null;
+  const demo = JSON.parse(readFileSync(index, 'utf8')) as DemoIndex;
+  return {
+    slides: demo.slides.map((s) => ({ id: s.slide, label: s.label, split: s.split, numTiles: s.grid.tiles.length })),
+    tiles: { kind: 'slides', slides: demo.slides.map((s) => ({ id: s.slide, source: resolve(dirname(index), s.path), grid: s.grid })) },
+  };
+}
+
+interface DecodeResult {
+  tileSet: ReturnType<typeof describeTiles> & { files: string[] };
+  rows: DecodeRow[];
+}
+
+interface MemoryResult {
+  rows: MemoryRow[];
+  reference: Awaited<ReturnType<typeof largestReferenceK>>;
+  /** max/min of the rank peaks over the K values (1 = perfectly flat). */
+  flatness: number;
+  budgetBytes: number;
+  rankFitsBudget: boolean;
+  /** cpu only: the fast filter-gradient kernel against tfjs's stock one. */
+  kernelCheck?: { relL2: number; k: number; stockPeakBytes: number; fastPeakBytes: number };
+}
+
 interface BackendResult {
   backend: string;
   info: BackendInfo;
   kernels?: KernelRow[];
   throughput: (ThroughputRow & { kernels: string })[];
   profile?: { kernels: string; totalMs: number; rows: KernelProfileRow[] }[];
-  memory?: { rows: MemoryRow[]; reference: Awaited<ReturnType<typeof largestReferenceK>> };
+  memory?: MemoryResult;
+  decodePath?: DecodePathRow[];
+  comm?: ThroughputRow[];
   error?: string;
 }
 
 const started = performance.now();
 const results: BackendResult[] = [];
+let decode: DecodeResult | undefined;
+if (only.has('decode')) {
+  // Independent of the tfjs backend: geotiff's JS decoder (Node has no native image decoder).
+  const set = await decodeTileSet();
+  const o = { tiles: int('decode-tiles'), reps: int('decode-reps') };
+  const info = describeTiles(set.tiles);
+  log(`\n[decode] JS decoder, ${info.tiles} tiles (${info.sizes.join(', ')} JPEG, photometric ${info.photometric.join('/')}, ${info.meanCompressedBytes} B each) from ${set.files.join(', ')}; ${o.tiles} tiles per run, median of ${o.reps} ...`);
+  decode = { tileSet: { ...info, files: set.files }, rows: await decodeRows('Node', 'js', set.tiles, ints('decode-pool'), nodeDecodePorts, o, log) };
+}
 for (const backend of backends as ('cpu' | 'webgpu')[]) {
   let info: BackendInfo;
   try {
@@ -105,21 +213,23 @@ for (const backend of backends as ('cpu' | 'webgpu')[]) {
   results.push(res);
   const s = shape(backend);
   log(`\n[${backend}] ${gpu ? `adapter ${JSON.stringify(info.adapter)}` : 'tfjs cpu backend'}`);
-  const kernelModes = gpu ? (['ours', 'stock'] as const) : (['-'] as const);
+  // cpu: the kernels setupNodeBackend chose (ours unless SLIDE_LAB_KERNELS=stock), one pass.
+  const kernelModes = gpu ? (['ours', 'stock'] as const) : ([info.kernels ?? 'stock'] as const);
   const setKernels = (mode: string) => (mode === 'ours' ? registerTrainingKernels({ enabled: true }) : unregisterTrainingKernels());
 
   if (gpu && only.has('kernels')) {
     const b = int('kernel-batch');
     const sz = int('kernel-size');
-    log(`[${backend}] Conv2DBackpropFilter, stock vs ours (batch ${b}, ${sz} px) ...`);
-    res.kernels = await benchFilterKernels([...cnn4Layers(b, sz), ...resnetLayers(Math.max(1, b >> 1), sz, Math.max(8, s.width))], int('kernel-reps'), log);
+    log(`[${backend}] Conv2DBackpropFilter and Conv2DBackpropInput, stock vs ours (batch ${b}, ${sz} px) ...`);
+    const layers = [...cnn4Layers(b, sz), ...resnetLayers(Math.max(1, b >> 1), sz, Math.max(8, s.width))];
+    res.kernels = [...(await benchFilterKernels(layers, int('kernel-reps'), log)), ...(await benchInputKernels(layers, int('kernel-reps'), log))];
   }
 
   if (only.has('throughput')) {
     const makeRanks: RankFactory = values.transport === 'worker' ? (n) => nodeWorkerRanks(n) : inProcess;
     for (const mode of kernelModes) {
       if (gpu) setKernels(mode);
-      const tag = gpu ? mode : '-';
+      const tag = mode;
       const add = (r: ThroughputRow) => {
         res.throughput.push({ ...r, kernels: tag });
         log(`  ${r.mode}${r.ranks ? ` N=${r.ranks}` : ''} [kernels ${tag}]: ${fmt(r.stepMs)} ms/step, ${fmt(r.tilesPerSec, 2)} tiles/s`);
@@ -147,17 +257,71 @@ for (const backend of backends as ('cpu' | 'webgpu')[]) {
 
   if (only.has('memory')) {
     if (gpu) registerTrainingKernels({ enabled: true });
-    log(`[${backend}] memory: peak bytes per rank vs K (micro-batch ${s.microBatch}) and the single-graph reference ...`);
-    const rows: MemoryRow[] = [];
-    for (const k of ints('memory-k')) {
-      const rankPeak = await rankPeakBytes({ ...s, k });
-      const refPeak = k <= 256 ? await referencePeakBytes({ ...s, k }) : null;
-      rows.push({ k, rankPeakBytes: rankPeak, referencePeakBytes: refPeak });
-      log(`  K=${k}: rank peak ${fmt(rankPeak / 2 ** 20, 2)} MiB, reference peak ${refPeak === null ? '-' : fmt(refPeak / 2 ** 20, 2) + ' MiB'}`);
+    const budget = Number(values['ref-cap-mb']) * 2 ** 20;
+    const ks = ints('memory-k');
+    log(`[${backend}] memory: peak tensor bytes per rank vs K (micro-batch ${s.microBatch}, ${s.encoder} w${s.width}, ${s.tileSize} px) and the single-graph reference ...`);
+    // On cpu, tfjs's stock Conv2DBackpropFilter makes K = 4096 take minutes; a faster kernel with the
+    // same allocations is swapped in after checking its gradients and one peak against the stock kernel.
+    let restore: (() => void) | null = null;
+    let kernelCheck: MemoryResult['kernelCheck'];
+    if (!gpu && values['memory-kernel'] === 'stock') restore = useFastCpuFilterGrad(false);
+    if (!gpu && values['memory-kernel'] === 'fast') {
+      const relL2 = checkFastCpuFilterGrad();
+      const k0 = Math.min(...ks);
+      const restoreStock = useFastCpuFilterGrad(false);
+      const stockPeak = await rankPeakBytes({ ...s, k: k0 });
+      restoreStock();
+      restore = useFastCpuFilterGrad();
+      const fastPeak = await rankPeakBytes({ ...s, k: k0 });
+      kernelCheck = { relL2, k: k0, stockPeakBytes: stockPeak, fastPeakBytes: fastPeak };
+      log(`  typed-array Conv2DBackpropFilter: rel L2 vs stock ${relL2.toExponential(1)}; rank peak at K=${k0}: stock ${stockPeak} B, fast ${fastPeak} B${stockPeak === fastPeak ? ' (identical)' : ' (DIFFERENT: figures below use the fast kernel)'}`);
     }
-    const reference = await largestReferenceK(s, 64, Number(values['ref-cap-mb']) * 2 ** 20);
-    log(`  largest K the reference held: ${reference.largestK} (${reference.stoppedBy})`);
-    res.memory = { rows, reference };
+    const rows: MemoryRow[] = [];
+    let reference: Awaited<ReturnType<typeof largestReferenceK>>;
+    try {
+      for (const k of ks) {
+        const t0 = performance.now();
+        const rankPeak = await rankPeakBytes({ ...s, k });
+        const refPeak = k <= 256 ? await referencePeakBytes({ ...s, k }) : null;
+        rows.push({ k, rankPeakBytes: rankPeak, referencePeakBytes: refPeak, hostInputBytes: k * s.tileSize ** 2 * 3 }) // the RGB bytes Rank keeps for the recompute;
+        log(`  K=${k}: rank peak ${fmt(rankPeak / 2 ** 20, 3)} MiB, reference peak ${refPeak === null ? '-' : fmt(refPeak / 2 ** 20, 2) + ' MiB'} (${fmt((performance.now() - t0) / 1000)} s)`);
+      }
+      reference = await largestReferenceK(s, 64, budget);
+    } finally {
+      restore?.();
+    }
+    const peaks = rows.map((r) => r.rankPeakBytes);
+    const flatness = Math.max(...peaks) / Math.min(...peaks);
+    log(`  rank peak max/min over K=${ks.join(',')}: ${fmt(flatness, 3)}; largest K the reference held within ${values['ref-cap-mb']} MiB: ${reference.largestK} (${reference.stoppedBy})`);
+    res.memory = { rows, reference, flatness, budgetBytes: budget, rankFitsBudget: peaks.every((p) => p <= budget), kernelCheck };
+  }
+
+  if (only.has('decode')) {
+    const data = demoData();
+    if (!data) log(`[${backend}] decode on the critical path: skipped, public/demo/demo.json is missing (run \`npm run demo\`)`);
+    else {
+      const ds: BenchShape = { ...s, k: int('decode-k') };
+      log(`[${backend}] decode on the critical path: demo slides, K=${ds.k}, ${ds.encoder} w${ds.width}, ${ds.tileSize} px, worker ranks, prefetch on/off ...`);
+      res.decodePath = [];
+      for (const n of ints('decode-ranks')) {
+        for (const prefetch of [true, false]) {
+          const r = await benchDecodeOnCriticalPath(ds, n, steps, warmup, (m) => nodeWorkerRanks(m), data, prefetch);
+          res.decodePath.push(r);
+          log(`  N=${n} prefetch ${prefetch ? 'on ' : 'off'}: decode on the critical path ${fmt(r.decodeMs)} ms of ${fmt(r.stepMs)} ms/step (${fmt(100 * r.decodeShare)}%), prefetched ${r.prefetchedSteps}/${r.steps} steps`);
+        }
+      }
+    }
+  }
+
+  if (only.has('comm')) {
+    const makeRanks: RankFactory = values.transport === 'worker' ? (n) => nodeWorkerRanks(n) : inProcess;
+    log(`[${backend}] communication, K=${s.k}, ${s.encoder} w${s.width}, ${s.tileSize} px, micro-batch ${s.microBatch}, ${values.transport} ranks ...`);
+    res.comm = [];
+    for (const n of ints('ranks')) {
+      const r = await benchEngine(s, n, steps, warmup, makeRanks);
+      res.comm.push(r);
+      log(`  N=${n}: ${fmt(r.stepMs)} ms/step, communication ${fmt(100 * r.commShare!, 2)}% of the step (${fmt(r.commMs!.gather, 1)} + ${fmt(r.commMs!.scatter, 1)} + ${fmt(r.commMs!.reduce, 1)} ms gather + scatter + reduce), ${Math.round(r.bytesPerStep!)} bytes/step (${Object.entries(r.bytesByPhase!).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')})`);
+    }
   }
   if (gpu) registerTrainingKernels({ enabled: true });
 }
@@ -170,6 +334,7 @@ const doc = {
   versions: { tfjs: tf.version.tfjs, tfjsBackendWebgpu: version('@tensorflow/tfjs-backend-webgpu'), webgpu: version('webgpu') },
   config: { ...values, json: undefined },
   ourKernels: activeTrainingKernels(),
+  decode,
   results,
 };
 
@@ -177,19 +342,28 @@ if (values.json) {
   console.log(JSON.stringify(doc, null, 2));
 } else {
   const mib = (b: number) => fmt(b / 2 ** 20, 2);
+  if (decode) {
+    const t = decode.tileSet;
+    console.log(`\ntile decode in Node (geotiff's JS decoder; ${t.tiles} tiles, ${t.sizes.join(', ')}, from ${t.files.join(', ')}; median of the runs)`);
+    const one = decode.rows.find((r) => r.mode === 'pool' && r.workers === 1);
+    console.log(table(['path', 'where', 'workers', 'tiles/run', 'tiles/s', 'runs', 'vs pool of 1', 'ms/tile in thread'],
+      decode.rows.map((r) => [r.path, r.mode, r.workers || '-', r.tiles, fmt(r.tilesPerSec), r.runs.map((x) => fmt(x, 0)).join(' '), one ? `x${fmt(r.tilesPerSec / one.tilesPerSec, 2)}` : '-', fmt(r.msPerTileInWorker, 1)])));
+  }
   console.log(`\nmachine: ${doc.machine.cpu}, ${doc.machine.cores} cores, ${doc.machine.memoryGiB} GiB; node ${doc.machine.node}; tfjs ${doc.versions.tfjs}; webgpu npm ${doc.versions.webgpu}; load ${doc.machine.loadavg.map((x) => x.toFixed(1)).join(' ')}`);
   for (const r of results) {
     console.log(`\n== ${r.backend}${r.info.adapter ? ` (${r.info.adapter.vendor} ${r.info.adapter.architecture} ${r.info.adapter.device} ${r.info.adapter.description})`.replace(/\s+/g, ' ') : ''}${r.error ? `: ${r.error}` : ''}`);
-    if (r.kernels) {
-      console.log('\nConv2DBackpropFilter per layer (median ms per call incl. sync)');
+    for (const name of ['Conv2DBackpropFilter', 'Conv2DBackpropInput'] as const) {
+      const rows = (r.kernels ?? []).filter((k) => k.kernel === name);
+      if (!rows.length) continue;
+      console.log(`\n${name} per layer (median ms per call incl. sync)`);
       console.log(table(['layer', 'x', 'filter', 'GFLOP', 'stock ms', 'ours ms', 'speed-up', 'ours ran', 'rel L2'],
-        r.kernels.map((k) => [k.layer, k.x.join('x'), k.filter.join('x'), fmt(k.gflop, 3), fmt(k.stockMs), fmt(k.oursMs), `x${fmt(k.speedup, 2)}`, k.path, k.relL2.toExponential(1)])));
+        rows.map((k) => [k.layer, k.x.join('x'), k.filter.join('x'), fmt(k.gflop, 3), fmt(k.stockMs), fmt(k.oursMs), `x${fmt(k.speedup, 2)}`, k.path, k.relL2.toExponential(1)])));
     }
     if (r.throughput.length) {
       console.log('\nstep throughput');
       const e2e = r.throughput.find((t) => t.mode === 'end-to-end engine' && t.ranks === 1 && t.kernels !== 'stock');
       console.log(table(['mode', 'N', 'kernels', 'K', 'ms/step', 'tiles/s', 'vs engine N=1', 'comm share', 'bytes/step'],
-        r.throughput.map((t) => [t.mode, t.ranks ?? '-', t.kernels, t.k, fmt(t.stepMs), fmt(t.tilesPerSec, 2), e2e ? `x${fmt(t.tilesPerSec / e2e.tilesPerSec, 2)}` : '-', t.commShare === undefined ? '-' : `${fmt(100 * t.commShare)}%`, t.bytesPerStep === undefined ? '-' : t.bytesPerStep])));
+        r.throughput.map((t) => [t.mode, t.ranks ?? '-', t.kernels, t.k, fmt(t.stepMs), fmt(t.tilesPerSec, 2), e2e ? `x${fmt(t.tilesPerSec / e2e.tilesPerSec, 2)}` : '-', t.commShare === undefined ? '-' : `${fmt(100 * t.commShare)}%`, t.bytesPerStep === undefined ? '-' : Math.round(t.bytesPerStep)])));
       for (const t of r.throughput.filter((x) => x.shares)) {
         console.log(`  phases ${t.mode} N=${t.ranks} [${t.kernels}]: ` + Object.entries(t.shares!).map(([k, v]) => `${k} ${fmt(100 * v)}%`).join(', '));
       }
@@ -199,9 +373,25 @@ if (values.json) {
       console.log(table(['kernel', 'calls', 'ms', 'share'], p.rows.slice(0, 10).map((k) => [k.kernel, k.calls, fmt(k.ms, 2), `${fmt(100 * k.share)}%`])));
     }
     if (r.memory) {
-      console.log('\nmemory (peak tfjs tensor bytes)');
-      console.log(table(['K', 'rank peak MiB (micro-batched)', 'reference peak MiB'], r.memory.rows.map((m) => [m.k, mib(m.rankPeakBytes), m.referencePeakBytes === null ? '-' : mib(m.referencePeakBytes)])));
-      console.log(`largest K the single-graph reference held: ${r.memory.reference.largestK} (${r.memory.reference.stoppedBy})`);
+      const m = r.memory;
+      console.log(`\nmemory: peak tfjs tensor bytes of one rank's encode + micro-batched recompute/backward (tf.profile)${m.kernelCheck ? `; cpu Conv2DBackpropFilter: typed-array kernel (rel L2 vs stock ${m.kernelCheck.relL2.toExponential(1)}, peak at K=${m.kernelCheck.k} ${m.kernelCheck.stockPeakBytes === m.kernelCheck.fastPeakBytes ? 'identical to' : 'DIFFERENT from'} stock)` : ''}`);
+      console.log(table(['K', 'rank peak MiB (micro-batched)', 'reference peak MiB', 'host inputs kept for recompute MiB (K x S x S x 3 bytes)'],
+        m.rows.map((x) => [x.k, fmt(x.rankPeakBytes / 2 ** 20, 3), x.referencePeakBytes === null ? '-' : mib(x.referencePeakBytes), mib(x.hostInputBytes)])));
+      console.log(`rank peak, max/min over K = ${m.rows.map((x) => x.k).join(', ')}: ${fmt(m.flatness, 3)} (target: within 1.10)`);
+      console.log(`"fails" = peak tensor bytes above a ${mib(m.budgetBytes)} MiB budget (--ref-cap-mb), standing in for a GPU's memory; the cpu backend here has no limit of its own`);
+      console.log(`largest K the single-graph reference held within it: ${m.reference.largestK} (${m.reference.stoppedBy}); the rank's peak ${m.rankFitsBudget ? 'fits' : 'does NOT fit'} the budget at every K above`);
+    }
+    if (r.decodePath) {
+      console.log('\ndecode on the critical path (engine on the demo slides, worker ranks; median per step)');
+      const off = (n: number) => r.decodePath!.find((x) => x.ranks === n && !x.prefetch);
+      console.log(table(['N', 'prefetch', 'K', 'ms/step', 'decode ms on path', 'share', 'prefetched steps', 'forward ms', 'ms/step saved vs off'],
+        r.decodePath.map((d) => [d.ranks, d.prefetch ? 'on' : 'off', d.k, fmt(d.stepMs), fmt(d.decodeMs), `${fmt(100 * d.decodeShare)}%`, `${d.prefetchedSteps}/${d.steps}`, fmt(d.forwardMs), d.prefetch && off(d.ranks) ? fmt(off(d.ranks)!.stepMs - d.stepMs) : '-'])));
+      console.log('decode ms on path: the slowest rank\'s decode phase per step (read + decode + resize + augment); with prefetch it is the wait for tiles read during the previous step');
+    }
+    if (r.comm) {
+      console.log(`\ncommunication per step (${values.transport} ranks; mean ms on the critical path, bytes crossing threads)`);
+      console.log(table(['N', 'K', 'ms/step', 'gather ms', 'scatter ms', 'reduce ms', 'comm share', 'bytes/step', 'by phase'],
+        r.comm.map((t) => [t.ranks ?? '-', t.k, fmt(t.stepMs), fmt(t.commMs!.gather, 2), fmt(t.commMs!.scatter, 2), fmt(t.commMs!.reduce, 2), `${fmt(100 * t.commShare!, 2)}%`, Math.round(t.bytesPerStep!), Object.entries(t.bytesByPhase!).map(([k, v]) => `${k} ${Math.round(v)}`).join(', ')])));
     }
   }
   console.log(`\n${fmt(doc.seconds)} s in all`);

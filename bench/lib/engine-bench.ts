@@ -1,6 +1,7 @@
 // End-to-end step throughput, phase shares, per-kernel profile and memory figures, measured on
 // whatever tfjs backend is active. Runs in Node and in the browser (ranks are passed in).
 // Every figure is measured here; nothing is asserted.
+import { cpuTrainingKernelsActive, registerCpuTrainingKernels } from '../../src/kernels/cpu-filter-grad.ts';
 import { tf } from '../../src/core/tf.ts';
 import { featureDim, parseConfig, type Config } from '../../src/core/config.ts';
 import { Engine } from '../../src/core/engine.ts';
@@ -8,7 +9,8 @@ import { ReferenceTrainer } from '../../src/core/reference.ts';
 import { encoderForward, encoderSpecs } from '../../src/core/models/encoder.ts';
 import { createParams, disposeParams } from '../../src/core/params.ts';
 import { Rank } from '../../src/core/rank.ts';
-import { syntheticSlides, SyntheticTiles } from '../../src/core/tiles.ts';
+import { syntheticSlides, SyntheticTiles, type TileSourceSpec } from '../../src/core/tiles.ts';
+import type { SlideEntry } from '../../src/core/sampler.ts';
 import { inProcessRanks } from '../../src/transport/in-process.ts';
 import { microBatches } from '../../src/core/rank.ts';
 import type { RankApi } from '../../src/core/protocol.ts';
@@ -47,10 +49,14 @@ export interface ThroughputRow {
   /** Communication (gather + scatter + reduce) share of wall time; bytes crossing threads per step. */
   commShare?: number;
   bytesPerStep?: number;
+  /** Mean ms per step of each communication phase on the critical path, and bytes per step by phase. */
+  commMs?: { gather: number; scatter: number; reduce: number };
+  bytesByPhase?: Record<string, number>;
 }
 
-function sharesOf(reports: StepReport[]): { shares: Record<string, number>; commShare: number; bytesPerStep: number } {
+function sharesOf(reports: StepReport[]): Pick<ThroughputRow, 'commMs' | 'bytesByPhase'> & { shares: Record<string, number>; commShare: number; bytesPerStep: number } {
   const sum: Record<string, number> = {};
+  const byPhase: Record<string, number> = {};
   let wall = 0;
   let bytes = 0;
   for (const r of reports) {
@@ -67,11 +73,13 @@ function sharesOf(reports: StepReport[]): { shares: Record<string, number>; comm
     add('reduce', r.main.reduce ?? 0);
     add('optimizer', r.main.optimizer ?? 0);
     bytes += Object.values(r.bytes).reduce((a, b) => a + (b ?? 0), 0);
+    for (const [k, v] of Object.entries(r.bytes)) byPhase[k] = (byPhase[k] ?? 0) + (v ?? 0) / reports.length;
   }
   const shares: Record<string, number> = {};
   for (const [k, v] of Object.entries(sum)) shares[k] = v / wall;
   const commShare = shares.gather + shares.scatter + shares.reduce;
-  return { shares, commShare, bytesPerStep: bytes / reports.length };
+  const per = (k: string) => sum[k] / reports.length;
+  return { shares, commShare, bytesPerStep: bytes / reports.length, commMs: { gather: per('gather'), scatter: per('scatter'), reduce: per('reduce') }, bytesByPhase: byPhase };
 }
 
 /** Engine steps with N ranks: median wall time after `warmup` steps. */
@@ -204,6 +212,8 @@ export interface MemoryRow {
   rankPeakBytes: number;
   /** Peak bytes of the single-graph reference step at the same K (null if not measured). */
   referencePeakBytes: number | null;
+  /** Host (JS) bytes of the preprocessed inputs [K, S, S, 3] float32 the rank keeps for the recompute: computed, not measured. */
+  hostInputBytes: number;
 }
 
 /** Peak tensor bytes of one in-process rank for encode + recompute/backward over K tiles. */
@@ -240,21 +250,117 @@ export async function referencePeakBytes(s: BenchShape): Promise<number> {
 }
 
 /**
- * Doubles K for the single-graph reference until a step fails (out of memory, a buffer over the
- * adapter's binding limit) or its peak passes `capBytes`; returns the largest K that ran.
+ * Doubles K for the single-graph reference from `startK` until a step fails for real (out of
+ * memory, a buffer over the adapter's binding limit) or its peak tensor bytes pass `capBytes`, a
+ * budget standing in for a GPU's memory ("fails"). Returns the largest K that ran within it.
  */
-export async function largestReferenceK(s: BenchShape, startK: number, capBytes: number, maxK = 1 << 16): Promise<{ largestK: number; stoppedBy: string; peaks: { k: number; peakBytes: number }[] }> {
+export async function largestReferenceK(s: BenchShape, startK: number, capBytes: number, maxK = 1 << 16): Promise<{ largestK: number; stoppedBy: string; capBytes: number; peaks: { k: number; peakBytes: number }[] }> {
   const peaks: { k: number; peakBytes: number }[] = [];
   let largestK = 0;
   for (let k = startK; k <= maxK; k *= 2) {
     try {
       const peak = await referencePeakBytes({ ...s, k });
       peaks.push({ k, peakBytes: peak });
+      if (peak > capBytes) return { largestK, stoppedBy: `K=${k} needs ${fmtMiB(peak)} MiB, over the ${fmtMiB(capBytes)} MiB budget`, capBytes, peaks };
       largestK = k;
-      if (peak > capBytes) return { largestK, stoppedBy: `peak ${Math.round(peak / 2 ** 20)} MiB passed the cap of ${Math.round(capBytes / 2 ** 20)} MiB`, peaks };
     } catch (e) {
-      return { largestK, stoppedBy: `K=${k} failed: ${(e as Error).message.slice(0, 200)}`, peaks };
+      return { largestK, stoppedBy: `K=${k} failed: ${(e as Error).message.slice(0, 200)}`, capBytes, peaks };
     }
   }
-  return { largestK, stoppedBy: `reached maxK ${maxK}`, peaks };
+  return { largestK, stoppedBy: `reached maxK ${maxK}`, capBytes, peaks };
+}
+
+const fmtMiB = (b: number) => (b / 2 ** 20).toFixed(1);
+
+export interface DecodePathRow {
+  /** Engine option: the next step's tiles are read while this step computes. */
+  prefetch: boolean;
+  ranks: number;
+  k: number;
+  steps: number;
+  /** Median wall ms per step. */
+  stepMs: number;
+  /**
+   * Median per step of the decode ms left on the critical path: the slowest rank's `decode`
+   * phase (with prefetch: the wait for tiles read ahead, plus augmentation and normalisation).
+   */
+  decodeMs: number;
+  decodeShare: number;
+  /** Steps in which every rank found its tiles already being read ahead. */
+  prefetchedSteps: number;
+  /** Median per step of the slowest rank's forward ms, for scale. */
+  forwardMs: number;
+}
+
+/**
+ * Engine steps on slide files (real decode inside the ranks) with prefetch on or off: how much
+ * of the decode stays on a step's critical path. `data` names the slides and where their tiles are.
+ */
+export async function benchDecodeOnCriticalPath(
+  s: BenchShape, n: number, steps: number, warmup: number, makeRanks: RankFactory,
+  data: { slides: SlideEntry[]; tiles: TileSourceSpec }, prefetch: boolean,
+): Promise<DecodePathRow> {
+  const cfg = benchConfig(s, { ranks: n });
+  const ranks = makeRanks(n);
+  const engine = new Engine(cfg, data.slides, ranks, { prefetch });
+  try {
+    await engine.init(data.tiles);
+    for (let i = 0; i < warmup; i++) await engine.trainStep();
+    const reports: StepReport[] = [];
+    for (let i = 0; i < steps; i++) reports.push(await engine.trainStep());
+    const slowest = (r: StepReport, p: 'decode' | 'forward') => Math.max(0, ...r.perRank.map((x) => x.ms[p] ?? 0));
+    const stepMs = median(reports.map((r) => r.wallMs));
+    const decodeMs = median(reports.map((r) => slowest(r, 'decode')));
+    return {
+      prefetch, ranks: n, k: s.k, steps, stepMs, decodeMs, decodeShare: decodeMs / stepMs,
+      prefetchedSteps: reports.filter((r) => r.perRank.every((x) => x.prefetched)).length,
+      forwardMs: median(reports.map((r) => slowest(r, 'forward'))),
+    };
+  } finally {
+    await engine.dispose().catch(() => undefined);
+    for (const r of ranks) (r as { terminate?: () => void }).terminate?.();
+  }
+}
+
+/**
+ * Why K = 4096 was slow on the cpu backend: tfjs-backend-cpu's Conv2DBackpropFilter reads every
+ * multiply-add's operands through TensorBuffer.get, about 20x the time of the forward Conv2D and
+ * 95% of a tiny-CNN backward here. src/kernels/cpu-filter-grad.ts is the same computation over
+ * plain Float32Arrays, allocating exactly what the stock kernel allocates, so peak tensor bytes do
+ * not change; the memory section checks both claims before it uses it. Returns a function that
+ * puts the stock kernel back.
+ */
+export function useFastCpuFilterGrad(fast = true): () => void {
+  const was = cpuTrainingKernelsActive();
+  registerCpuTrainingKernels(fast);
+  return () => registerCpuTrainingKernels(was);
+}
+
+/** Largest relative L2 difference between the fast and the stock cpu filter gradient on the encoders' conv shapes. */
+export function checkFastCpuFilterGrad(): number {
+  type Shape4 = [number, number, number, number];
+  const cases: [Shape4, Shape4, number, 'same' | 'valid'][] = [
+    [[3, 16, 16, 3], [3, 3, 3, 8], 2, 'same'], [[2, 9, 7, 8], [3, 3, 8, 16], 1, 'same'],
+    [[2, 32, 32, 3], [7, 7, 3, 8], 2, 'same'], [[2, 8, 8, 16], [1, 1, 16, 32], 2, 'same'], [[2, 10, 10, 4], [5, 5, 4, 6], 1, 'valid'],
+  ];
+  const grads = () => cases.map(([xs, fs, s, pad], i) => tf.tidy(() => {
+    const x = tf.randomNormal(xs, 0, 1, 'float32', 10 + i) as tf.Tensor4D;
+    const w0 = tf.randomNormal(fs, 0, 1, 'float32', 30 + i) as tf.Tensor4D;
+    const dy = tf.randomNormal(tf.conv2d(x, w0, s, pad).shape, 0, 1, 'float32', 20 + i);
+    // dL/dW of sum(conv(x, w) * dy): runs Conv2DBackpropFilter
+    return tf.grad((w) => tf.sum(tf.mul(tf.conv2d(x, w as tf.Tensor4D, s, pad), dy)))(w0);
+  }));
+  const restoreStock = useFastCpuFilterGrad(false);
+  const stock = grads();
+  restoreStock();
+  const restore = useFastCpuFilterGrad();
+  let fast: tf.Tensor[];
+  try {
+    fast = grads();
+  } finally {
+    restore();
+  }
+  const worst = Math.max(...stock.map((a, i) => tf.tidy(() => tf.norm(tf.sub(a, fast[i])).div(tf.norm(a)).dataSync()[0])));
+  tf.dispose([...stock, ...fast]);
+  return worst;
 }

@@ -26,14 +26,15 @@ const stock = new Map<TrainingKernelName, tf.KernelConfig>();
 
 /**
  * The switch: SLIDE_LAB_KERNELS=stock|ours in the environment (Node, inherited by worker_threads
- * ranks) or `globalThis.SLIDE_LAB_KERNELS` (a page or worker). Unset: ours, except on a software
- * fallback adapter (SwiftShader), where compiling our shaders cost 20-45 s more warm-up than the
- * stock ones in Chromium while steps at test sizes ran no faster (measured; see bench/RESULTS.md).
+ * ranks) or `globalThis.SLIDE_LAB_KERNELS` (a page or worker). Unset: ours, on every adapter.
+ * (Software fallback adapters once kept the stock kernels: our shaders' unrolled tile loads cost
+ * SwiftShader 20-45 s of compile on the first step. Written as loops they cost 2-3 s more than
+ * stock there, with steady steps level; bench/RESULTS.md section 6.)
  */
-export function trainingKernelsWanted(onFallbackAdapter = false): boolean {
+export function trainingKernelsWanted(): boolean {
   const g = globalThis as { SLIDE_LAB_KERNELS?: string; process?: { env?: Record<string, string | undefined> } };
   const choice = g.SLIDE_LAB_KERNELS ?? g.process?.env?.SLIDE_LAB_KERNELS;
-  return choice === undefined ? !onFallbackAdapter : choice !== 'stock';
+  return choice !== 'stock';
 }
 
 /**

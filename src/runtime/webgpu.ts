@@ -36,9 +36,8 @@ export async function useWebGPU(gpu: GPU | undefined): Promise<BackendInfo> {
     description: info?.description ?? '',
     isFallbackAdapter: Boolean((info as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter),
   };
-  // Our tiled Conv2DBackpropFilter and Conv2DBackpropInput (see trainingKernelsWanted for when
-  // the stock ones stay).
-  const kernels = registerTrainingKernels({ enabled: trainingKernelsWanted(adapterInfo.isFallbackAdapter) });
+  // Our tiled Conv2DBackpropFilter and Conv2DBackpropInput unless SLIDE_LAB_KERNELS=stock.
+  const kernels = registerTrainingKernels({ enabled: trainingKernelsWanted() });
   return { backend: 'webgpu', adapter: adapterInfo, kernels: kernels.length ? 'ours' : 'stock' };
 }
 

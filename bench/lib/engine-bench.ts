@@ -15,7 +15,7 @@ import { inProcessRanks } from '../../src/transport/in-process.ts';
 import { microBatches } from '../../src/core/rank.ts';
 import type { RankApi } from '../../src/core/protocol.ts';
 import type { StepReport } from '../../src/core/report.ts';
-import { median } from './stats.ts';
+import { median, timeIt } from './stats.ts';
 
 export interface BenchShape {
   encoder: 'tiny-cnn' | 'resnet';
@@ -114,14 +114,7 @@ export async function benchReference(s: BenchShape, steps: number, warmup: numbe
   const slides = syntheticSlides(4, cfg.seed, s.k);
   const ref = new ReferenceTrainer(cfg, slides, new SyntheticTiles(cfg.seed, slides));
   try {
-    for (let i = 0; i < warmup; i++) await ref.trainStep();
-    const ms: number[] = [];
-    for (let i = 0; i < steps; i++) {
-      const t0 = performance.now();
-      await ref.trainStep();
-      ms.push(performance.now() - t0);
-    }
-    const stepMs = median(ms);
+    const stepMs = median(await timeIt(() => ref.trainStep(), steps, warmup));
     return { mode: 'single-graph reference', ranks: null, k: s.k, stepMs, tilesPerSec: (s.k / stepMs) * 1000 };
   } finally {
     ref.dispose();
@@ -146,14 +139,7 @@ export async function benchEncoderOnly(s: BenchShape, steps: number, warmup: num
     }
   };
   try {
-    for (let i = 0; i < warmup; i++) await step();
-    const ms: number[] = [];
-    for (let i = 0; i < steps; i++) {
-      const t0 = performance.now();
-      await step();
-      ms.push(performance.now() - t0);
-    }
-    const stepMs = median(ms);
+    const stepMs = median(await timeIt(step, steps, warmup));
     return { mode: 'encoder forward+backward alone', ranks: null, k: s.k, stepMs, tilesPerSec: (s.k / stepMs) * 1000 };
   } finally {
     tf.dispose([x, dy]);

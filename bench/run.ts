@@ -10,7 +10,7 @@
 // per-kernel time. memory: peak per-rank tensor bytes against --memory-k (micro-batched), its
 // flatness (max/min), and the largest K the single-graph reference runs within the --ref-cap-mb
 // budget (standing in for a GPU's memory). On cpu every section uses our typed-array
-// Conv2DBackpropFilter (src/kernels/cpu-filter-grad.ts; SLIDE_LAB_KERNELS=stock keeps tfjs's); the
+// Conv2DBackpropFilter (src/kernels/cpu-kernels.ts; SLIDE_LAB_KERNELS=stock keeps tfjs's); the
 // memory section first checks it against tfjs's (gradients and one peak; --memory-kernel stock
 // measures with tfjs's).
 // decode: JS tile decode in this thread and in worker_threads pools of --decode-pool sizes, then

@@ -1,7 +1,7 @@
 // End-to-end step throughput, phase shares, per-kernel profile and memory figures, measured on
 // whatever tfjs backend is active. Runs in Node and in the browser (ranks are passed in).
 // Every figure is measured here; nothing is asserted.
-import { cpuTrainingKernelsActive, registerCpuTrainingKernels } from '../../src/kernels/cpu-filter-grad.ts';
+import { cpuTrainingKernelsActive, registerCpuTrainingKernels } from '../../src/kernels/cpu-kernels.ts';
 import { tf } from '../../src/core/tf.ts';
 import { featureDim, parseConfig, type Config } from '../../src/core/config.ts';
 import { Engine } from '../../src/core/engine.ts';
@@ -311,7 +311,7 @@ export async function benchDecodeOnCriticalPath(
 /**
  * Why K = 4096 was slow on the cpu backend: tfjs-backend-cpu's Conv2DBackpropFilter reads every
  * multiply-add's operands through TensorBuffer.get, about 20x the time of the forward Conv2D and
- * 95% of a tiny-CNN backward here. src/kernels/cpu-filter-grad.ts is the same computation over
+ * 95% of a tiny-CNN backward here. src/kernels/cpu-kernels.ts is the same computation over
  * plain Float32Arrays, allocating exactly what the stock kernel allocates, so peak tensor bytes do
  * not change; the memory section checks both claims before it uses it. Returns a function that
  * puts the stock kernel back.

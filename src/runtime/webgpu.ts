@@ -3,7 +3,7 @@
 import { tf } from '../core/tf.ts';
 import type { AdapterInfo, BackendInfo } from '../core/protocol.ts';
 import { registerTrainingKernels, trainingKernelsWanted } from '../kernels/index.ts';
-import { registerCpuTrainingKernels } from '../kernels/cpu-filter-grad.ts';
+import { registerCpuTrainingKernels } from '../kernels/cpu-kernels.ts';
 
 /** Registers tfjs's webgpu backend on a device from `gpu`; falls back to cpu with a reason. */
 export async function useWebGPU(gpu: GPU | undefined): Promise<BackendInfo> {

@@ -1,8 +1,9 @@
-// Our cpu Conv2DBackpropFilter against tfjs's stock cpu kernel on random shapes: odd sizes,
-// strides 1 and 2, padding same/valid/explicit, batch 1 and 64, through tf.grad as a model uses it.
+// Our cpu kernels against tfjs's stock cpu kernels on random shapes. Conv2DBackpropFilter: odd
+// sizes, strides 1 and 2, padding same/valid/explicit, batch 1 and 64, through tf.grad as a model
+// uses it. BatchMatMul: every transpose combination, batches, broadcasting, odd sizes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../core/tf.ts';
-import { cpuTrainingKernelsActive, registerCpuTrainingKernels, unregisterCpuTrainingKernels } from './cpu-filter-grad.ts';
+import { cpuTrainingKernelsActive, registerCpuTrainingKernels, unregisterCpuTrainingKernels } from './cpu-kernels.ts';
 
 type Shape4 = [number, number, number, number];
 const CASES: { name: string; x: Shape4; w: Shape4; stride: number | [number, number]; pad: 'same' | 'valid' | number }[] = [
@@ -44,13 +45,50 @@ describe('Conv2DBackpropFilter on the cpu backend (ours) vs tfjs stock', () => {
   it('registering twice keeps one stock kernel to restore; unregister restores it', () => {
     unregisterCpuTrainingKernels();
     const original = tf.getKernel('Conv2DBackpropFilter', 'cpu')!.kernelFunc;
+    const originalMatMul = tf.getKernel('BatchMatMul', 'cpu')!.kernelFunc;
     registerCpuTrainingKernels();
     registerCpuTrainingKernels();
     expect(tf.getKernel('Conv2DBackpropFilter', 'cpu')!.kernelFunc).not.toBe(original);
     unregisterCpuTrainingKernels();
     expect(cpuTrainingKernelsActive()).toBe(false);
     expect(tf.getKernel('Conv2DBackpropFilter', 'cpu')!.kernelFunc).toBe(original);
+    expect(tf.getKernel('BatchMatMul', 'cpu')!.kernelFunc).toBe(originalMatMul);
     registerCpuTrainingKernels(false);
     expect(cpuTrainingKernelsActive()).toBe(false);
+  });
+});
+
+type MatCase = { name: string; a: number[]; b: number[]; ta: boolean; tb: boolean };
+const MATS: MatCase[] = [
+  { name: '[7,5]x[5,9]', a: [7, 5], b: [5, 9], ta: false, tb: false },
+  { name: 'A^T [5,7]^T x [5,9]', a: [5, 7], b: [5, 9], ta: true, tb: false },
+  { name: '[7,5] x B^T [9,5]^T', a: [7, 5], b: [9, 5], ta: false, tb: true },
+  { name: 'both transposed', a: [5, 7], b: [9, 5], ta: true, tb: true },
+  { name: 'batched [3,16,33]x[3,33,17]', a: [3, 16, 33], b: [3, 33, 17], ta: false, tb: false },
+  { name: 'broadcast [1,4,6]x[3,6,5]', a: [1, 4, 6], b: [3, 6, 5], ta: false, tb: false },
+  { name: 'aggregator fc2 [16,512]x[512,512]', a: [16, 512], b: [512, 512], ta: false, tb: false },
+  { name: 'dW of fc2: [16,512]^T x [16,512]', a: [16, 512], b: [16, 512], ta: true, tb: false },
+];
+
+describe('BatchMatMul on the cpu backend (ours) vs tfjs stock', () => {
+  it.each(MATS.map((c, i) => [c.name, c, i] as const))('%s', (_name, c, i) => {
+    const run = () => tf.tidy(() => {
+      const a = tf.relu(tf.randomNormal(c.a, 0, 1, 'float32', 50 + i)); // zeros in A, as after a ReLU
+      const b = tf.randomNormal(c.b, 0, 1, 'float32', 70 + i);
+      return tf.matMul(a, b, c.ta, c.tb);
+    });
+    unregisterCpuTrainingKernels();
+    const want = run();
+    registerCpuTrainingKernels();
+    const got = run();
+    expect(got.shape).toEqual(want.shape);
+    const relL2 = tf.tidy(() => tf.norm(tf.sub(got, want)).div(tf.norm(want)).dataSync()[0]);
+    expect(relL2).toBeLessThan(1e-6);
+    tf.dispose([want, got]);
+  });
+
+  it('mismatched inner sizes still raise tfjs\'s error', () => {
+    registerCpuTrainingKernels();
+    expect(() => tf.matMul(tf.zeros([2, 3]), tf.zeros([4, 5]))).toThrow(/inner shapes/);
   });
 });

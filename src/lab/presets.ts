@@ -68,6 +68,12 @@ export const PRESETS: Preset[] = [
     hash: `${SMALL}&tiles=16&epochs=2&optimizer.lr=0.002&optimizer.minLr=0.00002&subset=12&augment.flip=false&augment.rot90=false&panel=experiments`,
   },
   {
+    name: 'learn-the-lesions',
+    title: 'Learn the lesions',
+    description: 'A longer end-to-end run on all demo slides (12 epochs of 24 steps, constant learning rate, no dropout or augmentation) that gets past the first plateau: the loss leaves ln 2 and the attention moves to the lesions. A few minutes with cpu ranks, longer on a software WebGPU adapter.',
+    hash: `${SMALL}&tiles=16&epochs=12&subset=0&dropout=0&augment.flip=false&augment.rot90=false&optimizer.lr=0.001&optimizer.minLr=0.001&optimizer.weightDecay=0&optimizer.weightDecayEnd=0`,
+  },
+  {
     name: 'equivalence',
     title: 'Equivalence',
     description: 'N ranks with gather/scatter against the single-graph reference: loss and normalised L1 differences per step, with the tolerance.',

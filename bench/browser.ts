@@ -20,6 +20,7 @@ import { ensureFixtures } from '../scripts/make-fixtures.ts';
 import type { DecodeBenchResult } from '../e2e/pages/bench-decode.ts';
 import type { DecodePathRow } from './lib/engine-bench.ts';
 import type { DecodePath } from './lib/decode-bench.ts';
+import { argCheckers } from './lib/args.ts';
 
 const { values } = parseArgs({
   options: {
@@ -42,28 +43,26 @@ const { values } = parseArgs({
     'decode-backend': { type: 'string', default: 'cpu' },
   },
 });
+const { fail, int, ints } = argCheckers('bench:browser', values as Record<keyof typeof values, unknown>);
 const only = new Set(values.only.split(','));
-for (const o of only) if (o !== 'kernels' && o !== 'decode') { console.error(`bench:browser: --only takes kernels,decode; got '${o}'`); process.exit(2); }
+for (const o of only) if (o !== 'kernels' && o !== 'decode') fail(`--only takes kernels,decode; got '${o}'`);
 const decodeOpts = {
   files: values['decode-files'].split(',').map((f) => `/${f.replace(/^\/+/, '')}`),
   paths: values['decode-paths'].split(',') as DecodePath[],
-  pools: values['decode-pool'].split(',').map(Number),
-  tiles: Number(values['decode-tiles']),
-  reps: Number(values['decode-reps']),
+  pools: ints('decode-pool'),
+  tiles: int('decode-tiles'),
+  reps: int('decode-reps'),
 };
 const pathOpts = {
-  shape: { encoder: 'tiny-cnn', width: 8, tileSize: Number(values['decode-tile-size']), k: Number(values['decode-k']), microBatch: 8, backend: values['decode-backend'] },
-  ranks: values['decode-ranks'].split(',').map(Number),
-  steps: Number(values['decode-steps']),
+  shape: { encoder: 'tiny-cnn', width: 8, tileSize: int('decode-tile-size'), k: int('decode-k'), microBatch: 8, backend: values['decode-backend'] },
+  ranks: ints('decode-ranks'),
+  steps: int('decode-steps'),
   warmup: 1,
 };
-if (pathOpts.shape.backend !== 'cpu' && pathOpts.shape.backend !== 'webgpu') { console.error('bench:browser: --decode-backend takes cpu or webgpu'); process.exit(2); }
-for (const v of [pathOpts.shape.tileSize, pathOpts.shape.k, pathOpts.steps, ...pathOpts.ranks]) if (!Number.isInteger(v) || v < 1) { console.error('bench:browser: --decode-k, --decode-ranks, --decode-steps and --decode-tile-size take positive integers'); process.exit(2); }
-if (decodeOpts.paths.some((p) => p !== 'native' && p !== 'js')) { console.error('bench:browser: --decode-paths takes native and/or js'); process.exit(2); }
-for (const v of [...decodeOpts.pools, decodeOpts.tiles, decodeOpts.reps]) if (!Number.isInteger(v) || v < 1) { console.error('bench:browser: --decode-pool, --decode-tiles and --decode-reps take positive integers'); process.exit(2); }
+if (pathOpts.shape.backend !== 'cpu' && pathOpts.shape.backend !== 'webgpu') fail('--decode-backend takes cpu or webgpu');
+if (decodeOpts.paths.some((p) => p !== 'native' && p !== 'js')) fail('--decode-paths takes native and/or js');
 if (only.has('decode') && decodeOpts.files.some((f) => f.startsWith('/.fixtures/'))) await ensureFixtures();
-const opts = { batch: Number(values.batch), size: Number(values.size), width: Number(values.width), reps: Number(values.reps) };
-for (const [k, v] of Object.entries(opts)) if (!Number.isInteger(v) || v < 1) { console.error(`bench:browser: --${k} must be a positive integer`); process.exit(2); }
+const opts = { batch: int('batch'), size: int('size'), width: int('width'), reps: int('reps') };
 
 const server = await startLabServer();
 const base = server.url;

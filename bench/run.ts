@@ -37,6 +37,7 @@ import {
   type BenchShape, type DecodePathRow, type KernelProfileRow, type MemoryRow, type RankFactory, type ThroughputRow,
 } from './lib/engine-bench.ts';
 import { fmt, table } from './lib/stats.ts';
+import { argCheckers } from './lib/args.ts';
 import { decodeRows, describeTiles, rawTilesOf, type DecodePort, type DecodeReply, type DecodeRow } from './lib/decode-bench.ts';
 import { ensureFixtures } from '../scripts/make-fixtures.ts';
 import { fromPath } from '../src/slide/node-open.ts';
@@ -74,20 +75,7 @@ const { values } = parseArgs({
   },
 });
 
-function fail(message: string): never {
-  console.error(`bench: ${message}`);
-  process.exit(2);
-}
-const int = (name: keyof typeof values): number => {
-  const v = Number(values[name]);
-  if (!Number.isInteger(v) || v < 1) fail(`--${name} must be a positive integer, got '${values[name]}'`);
-  return v;
-};
-const ints = (name: keyof typeof values): number[] => String(values[name]).split(',').map((x) => {
-  const v = Number(x);
-  if (!Number.isInteger(v) || v < 1) fail(`--${name} must be a comma-separated list of positive integers, got '${values[name]}'`);
-  return v;
-});
+const { fail, int, ints } = argCheckers('bench', values as Record<keyof typeof values, unknown>);
 if (!['tiny-cnn', 'resnet'].includes(values.encoder)) fail(`--encoder must be tiny-cnn or resnet, got '${values.encoder}'`);
 if (!['fast', 'stock'].includes(values['memory-kernel'])) fail(`--memory-kernel must be fast or stock, got '${values['memory-kernel']}'`);
 if (!['in-process', 'worker'].includes(values.transport)) fail(`--transport must be in-process or worker, got '${values.transport}'`);

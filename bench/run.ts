@@ -33,7 +33,7 @@ import type { BackendInfo } from '../src/core/protocol.ts';
 import { registerTrainingKernels, unregisterTrainingKernels, activeTrainingKernels } from '../src/kernels/index.ts';
 import { benchFilterKernels, benchInputKernels, cnn4Layers, resnetLayers, type KernelRow } from './lib/kernel-bench.ts';
 import {
-  benchDecodeOnCriticalPath, benchEncoderOnly, benchEngine, benchReference, checkFastCpuFilterGrad, inProcess, useFastCpuFilterGrad, largestReferenceK, profileEncoderStep, rankPeakBytes, referencePeakBytes,
+  benchDecodeOnCriticalPath, benchEncoderOnly, benchEngine, benchReference, checkFastCpuFilterGrad, inProcess, useOurCpuKernels, largestReferenceK, profileEncoderStep, rankPeakBytes, referencePeakBytes,
   type BenchShape, type DecodePathRow, type KernelProfileRow, type MemoryRow, type RankFactory, type ThroughputRow,
 } from './lib/engine-bench.ts';
 import { fmt, table } from './lib/stats.ts';
@@ -252,17 +252,17 @@ for (const backend of backends as ('cpu' | 'webgpu')[]) {
     // same allocations is swapped in after checking its gradients and one peak against the stock kernel.
     let restore: (() => void) | null = null;
     let kernelCheck: MemoryResult['kernelCheck'];
-    if (!gpu && values['memory-kernel'] === 'stock') restore = useFastCpuFilterGrad(false);
+    if (!gpu && values['memory-kernel'] === 'stock') restore = useOurCpuKernels(false);
     if (!gpu && values['memory-kernel'] === 'fast') {
       const relL2 = checkFastCpuFilterGrad();
       const k0 = Math.min(...ks);
-      const restoreStock = useFastCpuFilterGrad(false);
+      const restoreStock = useOurCpuKernels(false);
       const stockPeak = await rankPeakBytes({ ...s, k: k0 });
       restoreStock();
-      restore = useFastCpuFilterGrad();
+      restore = useOurCpuKernels();
       const fastPeak = await rankPeakBytes({ ...s, k: k0 });
       kernelCheck = { relL2, k: k0, stockPeakBytes: stockPeak, fastPeakBytes: fastPeak };
-      log(`  typed-array Conv2DBackpropFilter: rel L2 vs stock ${relL2.toExponential(1)}; rank peak at K=${k0}: stock ${stockPeak} B, fast ${fastPeak} B${stockPeak === fastPeak ? ' (identical)' : ' (DIFFERENT: figures below use the fast kernel)'}`);
+      log(`  our cpu kernels (Conv2DBackpropFilter, BatchMatMul): filter gradient rel L2 vs stock ${relL2.toExponential(1)}; rank peak at K=${k0}: stock ${stockPeak} B, fast ${fastPeak} B${stockPeak === fastPeak ? ' (identical)' : ' (DIFFERENT: figures below use the fast kernel)'}`);
     }
     const rows: MemoryRow[] = [];
     let reference: Awaited<ReturnType<typeof largestReferenceK>>;
@@ -362,7 +362,7 @@ if (values.json) {
     }
     if (r.memory) {
       const m = r.memory;
-      console.log(`\nmemory: peak tfjs tensor bytes of one rank's encode + micro-batched recompute/backward (tf.profile)${m.kernelCheck ? `; cpu Conv2DBackpropFilter: typed-array kernel (rel L2 vs stock ${m.kernelCheck.relL2.toExponential(1)}, peak at K=${m.kernelCheck.k} ${m.kernelCheck.stockPeakBytes === m.kernelCheck.fastPeakBytes ? 'identical to' : 'DIFFERENT from'} stock)` : ''}`);
+      console.log(`\nmemory: peak tfjs tensor bytes of one rank's encode + micro-batched recompute/backward (tf.profile)${m.kernelCheck ? `; our cpu kernels (filter gradient rel L2 vs stock ${m.kernelCheck.relL2.toExponential(1)}, peak at K=${m.kernelCheck.k} ${m.kernelCheck.stockPeakBytes === m.kernelCheck.fastPeakBytes ? 'identical to' : 'DIFFERENT from'} stock)` : ''}`);
       console.log(table(['K', 'rank peak MiB (micro-batched)', 'reference peak MiB', 'host inputs kept for recompute MiB (K x S x S x 3 bytes)'],
         m.rows.map((x) => [x.k, fmt(x.rankPeakBytes / 2 ** 20, 3), x.referencePeakBytes === null ? '-' : mib(x.referencePeakBytes), mib(x.hostInputBytes)])));
       console.log(`rank peak, max/min over K = ${m.rows.map((x) => x.k).join(', ')}: ${fmt(m.flatness, 3)} (target: within 1.10)`);

@@ -309,16 +309,15 @@ export async function benchDecodeOnCriticalPath(
 }
 
 /**
- * Why K = 4096 was slow on the cpu backend: tfjs-backend-cpu's Conv2DBackpropFilter reads every
- * multiply-add's operands through TensorBuffer.get, about 20x the time of the forward Conv2D and
- * 95% of a tiny-CNN backward here. src/kernels/cpu-kernels.ts is the same computation over
- * plain Float32Arrays, allocating exactly what the stock kernel allocates, so peak tensor bytes do
- * not change; the memory section checks both claims before it uses it. Returns a function that
- * puts the stock kernel back.
+ * Switches src/kernels/cpu-kernels.ts (our Conv2DBackpropFilter and BatchMatMul) on (`ours`) or
+ * off; returns a function that puts back what was active before. Why it matters here: tfjs's cpu
+ * Conv2DBackpropFilter reads every multiply-add's operands through TensorBuffer.get, 95% of a
+ * tiny-CNN backward, which made K = 4096 take minutes. Ours allocate exactly what the stock
+ * kernels allocate, so peak tensor bytes do not change; the memory section checks both claims.
  */
-export function useFastCpuFilterGrad(fast = true): () => void {
+export function useOurCpuKernels(ours = true): () => void {
   const was = cpuTrainingKernelsActive();
-  registerCpuTrainingKernels(fast);
+  registerCpuTrainingKernels(ours);
   return () => registerCpuTrainingKernels(was);
 }
 
@@ -336,10 +335,10 @@ export function checkFastCpuFilterGrad(): number {
     // dL/dW of sum(conv(x, w) * dy): runs Conv2DBackpropFilter
     return tf.grad((w) => tf.sum(tf.mul(tf.conv2d(x, w as tf.Tensor4D, s, pad), dy)))(w0);
   }));
-  const restoreStock = useFastCpuFilterGrad(false);
+  const restoreStock = useOurCpuKernels(false);
   const stock = grads();
   restoreStock();
-  const restore = useFastCpuFilterGrad();
+  const restore = useOurCpuKernels();
   let fast: tf.Tensor[];
   try {
     fast = grads();

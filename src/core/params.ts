@@ -70,6 +70,14 @@ export async function packTensors(specs: readonly ParamSpec[], tensors: Map<stri
   return data;
 }
 
+/** The seed's initial values of every parameter, packed in spec order [P] (what createParams holds). */
+export function packInitialValues(specs: readonly ParamSpec[], seed: number): Float32Array {
+  const flat = new Float32Array(countParams(specs));
+  const views = unpack(specs, flat);
+  for (const s of specs) views.get(s.name)!.set(initialValues(s, seed));
+  return flat;
+}
+
 /** Views of a packed Float32Array [P] per parameter (no copies). */
 export function unpack(specs: readonly ParamSpec[], flat: Float32Array): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();

@@ -6,7 +6,7 @@
 // therefore computes what a run on fresh workers computes (tested in experiments.test.ts).
 import type { Config } from '../core/config.ts';
 import { encoderSpecs } from '../core/models/encoder.ts';
-import { countParams, initialValues } from '../core/params.ts';
+import { packInitialValues } from '../core/params.ts';
 import type { RankApi, RankInfo, RankInit } from '../core/protocol.ts';
 import type { TileSourceSpec } from '../core/tiles.ts';
 import { terminateAll } from './guard.ts';
@@ -20,17 +20,9 @@ export function rankKey(cfg: Config): string {
   return JSON.stringify({ ...cfg, tiles: 0, frozenEncoder: false });
 }
 
-/** [P] the encoder weights a fresh rank starts from: each parameter's initialValues, in spec order. */
+/** [P] the encoder weights a fresh rank starts from. */
 export function initialEncoderWeights(cfg: Config): Float32Array {
-  const specs = encoderSpecs(cfg.encoder);
-  const out = new Float32Array(countParams(specs));
-  let offset = 0;
-  for (const spec of specs) {
-    const values = initialValues(spec, cfg.seed);
-    out.set(values, offset);
-    offset += values.length;
-  }
-  return out;
+  return packInitialValues(encoderSpecs(cfg.encoder), cfg.seed);
 }
 
 /** What one pooled replica was last fully initialised for. */

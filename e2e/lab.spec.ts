@@ -112,7 +112,7 @@ describe('Slide Lab in Chromium with 2 Web Worker ranks on WebGPU', () => {
     const byName = Object.fromEntries(files.map((f) => [f.name, f.body]));
     expect(Object.keys(byName).sort()).toEqual(['model.json', 'weights.bin']);
     const cfg = parseConfig((await figures(page)).config);
-    const encSpecs = encoderSpecs(cfg.encoder);
+    const encSpecs = encoderSpecs(cfg.encoder, cfg.tileSize);
     const aggSpecs = aggregatorSpecs(featureDim(cfg.encoder), attentionDim(cfg.aggregator));
     const model = JSON.parse(byName['model.json'].toString('utf8'));
     expect(model.weightsManifest[0].paths).toEqual(['weights.bin']);

@@ -124,7 +124,7 @@ export async function benchReference(s: BenchShape, steps: number, warmup: numbe
 /** The encoder's forward + backward alone on K tiles in micro-batches: bounds any distribution scheme. */
 export async function benchEncoderOnly(s: BenchShape, steps: number, warmup: number): Promise<ThroughputRow> {
   const cfg = benchConfig(s);
-  const specs = encoderSpecs(cfg.encoder);
+  const specs = encoderSpecs(cfg.encoder, cfg.tileSize);
   const params = createParams(specs, cfg.seed);
   const vars = specs.map((sp) => params.get(sp.name)!);
   const d = featureDim(cfg.encoder);
@@ -160,7 +160,7 @@ export interface KernelProfileRow {
  */
 export async function profileEncoderStep(s: BenchShape): Promise<{ totalMs: number; rows: KernelProfileRow[] }> {
   const cfg = benchConfig(s);
-  const specs = encoderSpecs(cfg.encoder);
+  const specs = encoderSpecs(cfg.encoder, cfg.tileSize);
   const params = createParams(specs, cfg.seed);
   const vars = specs.map((sp) => params.get(sp.name)!);
   const d = featureDim(cfg.encoder);

@@ -3,9 +3,11 @@
 import { Rng, Stream } from './rng.ts';
 import type { Config } from './config.ts';
 
-/** ImageNet statistics, the convention of pretrained tile encoders. */
-const MEAN = [0.485, 0.456, 0.406];
-const STD = [0.229, 0.224, 0.225];
+/** Per-channel input statistics: (x / 255 - mean) / std. ImageNet's by default (config.encoder.mean/std). */
+export interface InputNorm {
+  mean: number[];
+  std: number[];
+}
 
 export interface TileAugment {
   flip: boolean;
@@ -28,8 +30,10 @@ export const NO_AUGMENT: TileAugment = { flip: false, rot: 0, blur: false };
  * src: [S, S, 3] RGB bytes of one tile -> writes [S, S, 3] normalised float32 into dst at offset.
  * Output pixel (y, x) reads the source at the inverse of (flip, then rotate).
  */
-export function preprocessTile(src: Uint8Array, size: number, aug: TileAugment, dst: Float32Array, offset: number): void {
+export function preprocessTile(src: Uint8Array, size: number, aug: TileAugment, norm: InputNorm, dst: Float32Array, offset: number): void {
   const s = size;
+  const scale = norm.std.map((sd) => 1 / (255 * sd)); // x / 255 / std
+  const shift = norm.mean.map((m, c) => m / norm.std[c]);
   const tmp = aug.blur ? blur3x3(src, s) : src;
   for (let y = 0; y < s; y++) {
     for (let x = 0; x < s; x++) {
@@ -39,7 +43,7 @@ export function preprocessTile(src: Uint8Array, size: number, aug: TileAugment, 
       if (aug.flip) sx = s - 1 - sx;
       const si = (sy * s + sx) * 3;
       const di = offset + (y * s + x) * 3;
-      for (let c = 0; c < 3; c++) dst[di + c] = (tmp[si + c] / 255 - MEAN[c]) / STD[c];
+      for (let c = 0; c < 3; c++) dst[di + c] = tmp[si + c] * scale[c] - shift[c];
     }
   }
 }

@@ -14,16 +14,22 @@ describe('config schema', () => {
 
   it('names the field of a bad value', () => {
     expect(() => parseConfig({ tiles: 0 })).toThrow(ConfigError);
+    let problems: string[] = [];
     try {
-      parseConfig({ tiles: 0, encoder: { kind: 'vit' } });
+      parseConfig({ tiles: 0, encoder: { kind: 'transformer-xl', mean: '1,2' } });
     } catch (e) {
-      const fields = (e as ConfigError).problems.map((p) => p.field);
-      expect(fields).toContain('tiles');
-      expect(fields).toContain('encoder.kind');
+      problems = (e as ConfigError).problems.map((p) => p.field);
     }
+    expect(problems).toEqual(expect.arrayContaining(['tiles', 'encoder.kind', 'encoder.mean']));
     expect(() => configFromHash('#tiles=abc')).toThrow(/tiles/);
     expect(() => configFromHash('#tilez=4')).toThrow(/tilez: unknown setting/);
     expect(() => parseConfig({ optimizer: { lr: 1e-4, minLr: 1e-3 } })).toThrow(/optimizer.minLr/);
+  });
+
+  it('round-trips a ViT architecture and its input normalisation through the hash', () => {
+    const cfg = parseConfig({ tileSize: 224, encoder: { kind: 'vit', patch: 16, dim: 384, blocks: 12, heads: 6, mlpHidden: 1536, regTokens: 4, pool: 'cls+mean', mean: '0.5,0.5,0.5', std: '0.5,0.5,0.5', pretrained: 'kaiko-vits16.safetensors', layerDecay: 0.75 } });
+    expect(configFromHash(configToHash(cfg))).toEqual(cfg);
+    expect(configToHash(cfg)).toContain('encoder.pretrained=kaiko-vits16.safetensors');
   });
 
   it('parses booleans and numbers from strings', () => {

@@ -7,14 +7,65 @@ const num = (min: number, max: number) => z.coerce.number().min(min).max(max);
 const bool = z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean());
 
 export const EncoderSchema = z.object({
-  /** 'tiny-cnn': 3 strided convs, for tests and CPU demos. 'resnet': ResNet-18/34-like trunk. */
-  kind: z.enum(['tiny-cnn', 'resnet']).default('tiny-cnn'),
-  /** Base channel width (ResNet-18 uses 64; the tiny CNN 8). Feature size D = 4x (tiny) or 8x (resnet). */
+  /**
+   * 'tiny-cnn': 3 strided convs, for tests and CPU demos. 'resnet': ResNet-18/34-like trunk with
+   * GroupNorm, trained from scratch. 'tv-resnet': torchvision's ResNet-18/34/50 exactly (symmetric
+   * padding, bottlenecks, BatchNorm folded from running statistics), for pretrained weights.
+   * 'vit': a Vision Transformer with timm's semantics (timm, Hugging Face and torchvision weights).
+   */
+  kind: z.enum(['tiny-cnn', 'resnet', 'tv-resnet', 'vit']).default('tiny-cnn'),
+  /** Base channel width (ResNet uses 64; the tiny CNN 8). */
   width: int(1, 256).default(8),
-  /** ResNet depth: block counts [2,2,2,2] (18) or [3,4,6,3] (34). */
-  depth: z.coerce.number().pipe(z.union([z.literal(18), z.literal(34)])).default(18),
-  /** GroupNorm (default) or BatchNorm frozen in inference mode. Never batch statistics (contract 2). */
+  /** ResNet depth: basic blocks [2,2,2,2] (18), [3,4,6,3] (34), bottlenecks [3,4,6,3] (50, tv-resnet only). */
+  depth: z.coerce.number().pipe(z.union([z.literal(18), z.literal(34), z.literal(50)])).default(18),
+  /** 'resnet': GroupNorm (default) or BatchNorm frozen in inference mode. Never batch statistics (contract 2). */
   norm: z.enum(['group', 'frozen-bn']).default('group'),
+  /** tv-resnet: cut after layer3 and average-pool (the 1024-d "ResNet-50 trunc" of CLAM at width 64). */
+  truncate: bool.default(false),
+  /** ViT: patch size P (8, 14 or 16 in the common models). */
+  patch: int(1, 64).default(16),
+  /** ViT: embedding dimension (Ti 192, S 384, B 768, L 1024). */
+  dim: int(8, 4096).default(192),
+  /** ViT: number of transformer blocks. */
+  blocks: int(1, 64).default(12),
+  /** ViT: attention heads (dim / 64 in the common models). */
+  heads: int(1, 64).default(3),
+  /** ViT: hidden width H of the MLP (4 x dim in most models; SwiGLU's fc1 then outputs 2H). */
+  mlpHidden: int(1, 65536).default(768),
+  /** ViT: exact GELU (erf), or packed SwiGLU (SiLU on the first half of fc1's output, times the second). */
+  mlp: z.enum(['gelu', 'swiglu']).default('gelu'),
+  /** ViT: LayerScale gammas on both residual branches. */
+  layerScale: bool.default(false),
+  /** ViT: a class token. */
+  classToken: bool.default(true),
+  /** ViT: register tokens after the class token. */
+  regTokens: int(0, 64).default(0),
+  /** ViT: position embeddings cover only the patch tokens (timm's no_embed_class). */
+  noEmbedClass: bool.default(false),
+  /** ViT: the grid side the checkpoint's position embeddings were made for (0: tileSize / patch). Resized bicubically. */
+  posGrid: int(0, 1024).default(0),
+  /** ViT output: the class token, the mean of the patch tokens, or both concatenated (Virchow). */
+  pool: z.enum(['cls', 'mean', 'cls+mean']).default('cls'),
+  /** ViT: LayerNorm after pooling (timm's fc_norm) instead of on every token before it. */
+  fcNorm: bool.default(false),
+  /** ViT: LayerNorm epsilon (timm and torchvision 1e-6, Hugging Face 1e-12). */
+  lnEps: num(0, 1).default(1e-6),
+  /** ViT: bias on the q, k, v projections. */
+  qkvBias: bool.default(true),
+  /** Input normalisation per channel (R,G,B): (x / 255 - mean) / std. ImageNet's by default. */
+  mean: z.string().regex(/^-?[\d.e-]+,-?[\d.e-]+,-?[\d.e-]+$/, 'three comma-separated numbers').default('0.485,0.456,0.406'),
+  std: z.string().regex(/^[\d.e-]+,[\d.e-]+,[\d.e-]+$/, 'three comma-separated positive numbers').default('0.229,0.224,0.225'),
+  /**
+   * Name of the pretrained weight file this run starts from ('' = the seed's random weights).
+   * A link cannot carry the file: the lab asks for it when it is missing.
+   */
+  pretrained: z.string().max(200).default(''),
+  /** Fine-tuning: freeze the stem / patch embedding and the first N blocks (0: train everything). */
+  freezeBlocks: int(0, 64).default(0),
+  /** Fine-tuning: freeze the stem / patch embedding, tokens and position embeddings. */
+  freezeStem: bool.default(false),
+  /** Layer-wise learning-rate decay: block i gets lr x decay^(blocks + 1 - (i + 1)); 1 = off (0.65 ViT-B, 0.75 ViT-L in MAE). */
+  layerDecay: num(0.01, 1).default(1),
 });
 
 export const OptimizerSchema = z.object({
@@ -145,7 +196,23 @@ export function configFromHash(hash: string): Config {
 
 /** Feature size D of an encoder. */
 export function featureDim(enc: EncoderConfig): number {
-  return enc.kind === 'tiny-cnn' ? enc.width * 4 : enc.width * 8;
+  switch (enc.kind) {
+    case 'tiny-cnn':
+      return enc.width * 4;
+    case 'resnet':
+      return enc.width * 8;
+    case 'tv-resnet': {
+      const expansion = enc.depth === 50 ? 4 : 1;
+      return enc.width * (enc.truncate ? 4 : 8) * expansion;
+    }
+    case 'vit':
+      return enc.pool === 'cls+mean' ? 2 * enc.dim : enc.dim;
+  }
+}
+
+/** The per-channel input mean and std of an encoder, parsed from the config's strings. */
+export function inputNorm(enc: EncoderConfig): { mean: number[]; std: number[] } {
+  return { mean: enc.mean.split(',').map(Number), std: enc.std.split(',').map(Number) };
 }
 
 /** Attention size of the gated-attention aggregator. */

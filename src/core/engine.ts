@@ -37,6 +37,8 @@ export interface EngineOptions {
   reduction?: 'star' | 'shared';
   /** Read the next step's tiles while this step computes (default true). */
   prefetch?: boolean;
+  /** [P] initial encoder weights for every replica (pretrained); absent: the seed's random init. */
+  encoderWeights?: Float32Array;
 }
 
 function throwIfAborted(signal?: AbortSignal): void {
@@ -89,10 +91,11 @@ export class Engine {
 
   async init(tiles: TileSourceSpec): Promise<RankInfo[]> {
     if (this.options.reduction === 'shared' && !this.cfg.frozenEncoder) {
-      this.shared = createSharedReduce(this.ranks.length, countParams(encoderSpecs(this.cfg.encoder)));
+      this.shared = createSharedReduce(this.ranks.length, countParams(encoderSpecs(this.cfg.encoder, this.cfg.tileSize)));
     }
     const sharedReduce = this.shared;
-    this.infos = await Promise.all(this.ranks.map((r, rank) => r.init({ rank, ranks: this.ranks.length, config: this.cfg, tiles, sharedReduce })));
+    const w = this.options.encoderWeights;
+    this.infos = await Promise.all(this.ranks.map((r, rank) => r.init({ rank, ranks: this.ranks.length, config: this.cfg, tiles, sharedReduce, weights: w?.slice() })));
     return this.infos;
   }
 

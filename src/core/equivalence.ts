@@ -60,8 +60,8 @@ export interface EquivalenceRun {
 export async function runEquivalence(run: EquivalenceRun): Promise<EquivalenceRow[]> {
   const { cfg } = run;
   const engine = new Engine(cfg, run.slides, run.ranks, { ...run.engineOptions, keepGradients: true });
-  const reference = new ReferenceTrainer(cfg, run.slides, run.referenceTiles);
-  const encSpecs = encoderSpecs(cfg.encoder);
+  const reference = new ReferenceTrainer(cfg, run.slides, run.referenceTiles, run.engineOptions?.encoderWeights);
+  const encSpecs = encoderSpecs(cfg.encoder, cfg.tileSize);
   const layers = trackedLayers(cfg);
   const rows: EquivalenceRow[] = [];
   try {

@@ -4,14 +4,23 @@ import { tf, type Variable } from './tf.ts';
 import { Rng, Stream, stringKey } from './rng.ts';
 import { normalizedL1 } from './metrics.ts';
 
-export type Init = 'he' | 'xavier' | 'zeros' | 'ones';
+/** 'normal02': normal with std 0.02 (ViT weights, tokens, position embeddings); 'fill': every value `fill`. */
+export type Init = 'he' | 'xavier' | 'zeros' | 'ones' | 'normal02' | 'fill';
 
 export interface ParamSpec {
   name: string;
   shape: number[];
   init: Init;
-  /** Weight decay applies (false for biases and norm parameters, as in the paper's recipe). */
+  /** The value of every entry when init is 'fill' (LayerScale's init_values, e.g. 1e-5). */
+  fill?: number;
+  /** Weight decay applies (false for biases, norm parameters, tokens and position embeddings). */
   decay: boolean;
+  /**
+   * Depth of the layer for layer-wise learning-rate decay and freezing: 0 for the stem / patch
+   * embedding and tokens, i + 1 for block i, blocks + 1 for the final norm (the MAE convention).
+   * Absent: the layer is treated as the top (no decay, never frozen).
+   */
+  layer?: number;
 }
 
 export type Params = Map<string, Variable>;
@@ -31,8 +40,9 @@ export function initialValues(spec: ParamSpec, seed: number): Float32Array {
   const out = new Float32Array(n);
   if (spec.init === 'zeros') return out;
   if (spec.init === 'ones') return out.fill(1);
-  const [fanIn, fanOut] = fans(spec.shape);
-  const std = spec.init === 'he' ? Math.sqrt(2 / fanIn) : Math.sqrt(2 / (fanIn + fanOut));
+  if (spec.init === 'fill') return out.fill(spec.fill ?? 0);
+  const [fanIn, fanOut] = spec.shape.length >= 2 ? fans(spec.shape) : [spec.shape[0] ?? 1, spec.shape[0] ?? 1];
+  const std = spec.init === 'normal02' ? 0.02 : spec.init === 'he' ? Math.sqrt(2 / fanIn) : Math.sqrt(2 / (fanIn + fanOut));
   const rng = new Rng(seed, Stream.init, stringKey(spec.name));
   for (let i = 0; i < n; i++) out[i] = rng.normal() * std;
   return out;

@@ -32,6 +32,8 @@ export interface RankInit {
   tiles: TileSourceSpec;
   /** Shared-memory gradient reduction between the ranks (absent: the star reduction through the main context). */
   sharedReduce?: SharedReduceBuffers;
+  /** [P] initial encoder weights in spec order (pretrained, imported); absent: the seed's random init. */
+  weights?: Float32Array;
 }
 
 export interface RankInfo extends BackendInfo {

@@ -1,11 +1,12 @@
 // One encoder replica ("rank"). The same code runs in-process, in a Web Worker and in a Node
 // worker_threads worker; the runtime injects how to set up the tfjs backend and read tiles.
 import { tf, type Tensor } from './tf.ts';
-import { featureDim, type Config } from './config.ts';
+import { featureDim, inputNorm, type Config } from './config.ts';
 import { encoderForward, encoderSpecs } from './models/encoder.ts';
 import { checksum, countParams, createParams, disposeParams, packTensors, readParams, unpack, writeParams, type ParamSpec, type Params } from './params.ts';
 import { AdamW } from './optim/adamw.ts';
-import { augmentFor, NO_AUGMENT, preprocessTile, type TileAugment } from './augment.ts';
+import { encoderLrScales, trainableNames } from './optim/fine-tune.ts';
+import { augmentFor, NO_AUGMENT, preprocessTile, type InputNorm, type TileAugment } from './augment.ts';
 import type { TileSource, TileSourceSpec } from './tiles.ts';
 import type { PrefetchRequest, ApplyRequest, ApplyResult, BackendInfo, BackwardApplyRequest, BackwardApplyResult, BackwardRequest, BackwardResult, EncodeRequest, EncodeResult, RankApi, RankInfo, RankInit } from './protocol.ts';
 import { reduceShared, type SharedReduceBuffers } from './shared-reduce.ts';
@@ -29,10 +30,10 @@ export function microBatches(n: number, m: number): { start: number; count: numb
  * augmented and normalised here, per micro-batch, from its RGB bytes. The rank keeps only the bytes
  * (1 B per value, not 4) between the encode and the recompute; both build the same batch, bit for bit.
  */
-function batchTensor(tiles: StepTiles, start: number, count: number, m: number, s: number): Tensor {
+function batchTensor(tiles: StepTiles, start: number, count: number, m: number, s: number, norm: InputNorm): Tensor {
   const row = s * s * 3;
   const buf = new Float32Array(m * row); // rows >= count stay zero (padding)
-  for (let i = 0; i < count; i++) preprocessTile(tiles.pixels.subarray((start + i) * row, (start + i + 1) * row), s, tiles.augs[start + i], buf, i * row);
+  for (let i = 0; i < count; i++) preprocessTile(tiles.pixels.subarray((start + i) * row, (start + i + 1) * row), s, tiles.augs[start + i], norm, buf, i * row);
   return tf.tensor4d(buf, [m, s, s, 3]);
 }
 
@@ -50,6 +51,8 @@ export class Rank implements RankApi {
   private specs: ParamSpec[] = [];
   private params: Params = new Map();
   private optimizer?: AdamW;
+  /** Names of the parameters that train (all but frozen layers), in spec order. */
+  private trainable: string[] = [];
   private tiles?: TileSource;
   /** The current step's tiles (bytes + augmentations), kept for the recompute. */
   private inputs: StepTiles | null = null;
@@ -64,9 +67,13 @@ export class Rank implements RankApi {
     this.cfg = init.config;
     this.rank = init.rank;
     const backend = await this.runtime.setupBackend(init.config.backend);
-    this.specs = encoderSpecs(init.config.encoder);
+    this.specs = encoderSpecs(init.config.encoder, init.config.tileSize);
     this.params = createParams(this.specs, init.config.seed, !init.config.frozenEncoder);
-    if (!init.config.frozenEncoder) this.optimizer = new AdamW(this.specs, this.params, init.config.optimizer);
+    if (init.weights) writeParams(this.specs, this.params, init.weights); // pretrained (or reset) weights [P]
+    const scales = encoderLrScales(this.specs, init.config.encoder);
+    this.trainable = trainableNames(this.specs, scales);
+    if (!this.trainable.length && !init.config.frozenEncoder) throw new Error(`encoder.freezeBlocks=${init.config.encoder.freezeBlocks} freezes every encoder layer: turn on frozenEncoder instead`);
+    if (!init.config.frozenEncoder) this.optimizer = new AdamW(this.specs, this.params, init.config.optimizer, 'auto', scales);
     this.tiles = this.runtime.makeTileSource(init.tiles);
     this.shared = init.sharedReduce;
     return { ...backend, rank: init.rank, params: countParams(this.specs), runtime: this.runtime.name };
@@ -86,7 +93,7 @@ export class Rank implements RankApi {
     t0 = performance.now();
     const features = new Float32Array(n * d);
     for (const { start, count } of microBatches(n, m)) {
-      const f = tf.tidy(() => encoderForward(this.params, this.cfg.encoder, batchTensor(inputs, start, count, m, s)));
+      const f = tf.tidy(() => encoderForward(this.params, this.cfg.encoder, batchTensor(inputs, start, count, m, s, inputNorm(this.cfg.encoder))));
       const data = (await f.data()) as Float32Array; // [m, D]
       f.dispose();
       features.set(data.subarray(0, count * d), start * d);
@@ -118,17 +125,17 @@ export class Rank implements RankApi {
     const { tileSize: s, microBatch: m } = this.cfg;
     const d = featureDim(this.cfg.encoder);
     const n = grad.length / d;
-    const vars = this.specs.map((sp) => this.params.get(sp.name)!);
+    const vars = this.trainable.map((name) => this.params.get(name)!); // frozen layers get no gradient (it stays 0)
     const acc = new Map<string, Tensor>(this.specs.map((sp) => [sp.name, tf.zeros(sp.shape)]));
     for (const { start, count } of microBatches(n, m)) {
-      const x = batchTensor(this.inputs, start, count, m, s);
+      const x = batchTensor(this.inputs, start, count, m, s, inputNorm(this.cfg.encoder));
       const dyBuf = new Float32Array(m * d); // padded rows carry zero gradient
       dyBuf.set(grad.subarray(start * d, (start + count) * d));
       const dy = tf.tensor2d(dyBuf, [m, d]);
       const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(encoderForward(this.params, this.cfg.encoder, x), dy)) as tf.Scalar, vars);
-      for (const sp of this.specs) {
-        const prev = acc.get(sp.name)!;
-        acc.set(sp.name, prev.add(grads[this.params.get(sp.name)!.name]));
+      for (const name of this.trainable) {
+        const prev = acc.get(name)!;
+        acc.set(name, prev.add(grads[this.params.get(name)!.name]));
         prev.dispose();
       }
       tf.dispose([value, x, dy, ...Object.values(grads)]);

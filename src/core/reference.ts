@@ -2,11 +2,12 @@
 // over all K tiles, with no ranks, no gather, no scatter, no micro-batches, no pseudo-loss. The
 // engine must match it (the paper's gradient-equivalence claim).
 import { tf, type Tensor } from './tf.ts';
-import { attentionDim, featureDim, type Config } from './config.ts';
+import { attentionDim, featureDim, inputNorm, type Config } from './config.ts';
 import { encoderForward, encoderSpecs } from './models/encoder.ts';
 import { aggregatorForward, aggregatorSpecs, dropoutMask, HIDDEN, weightedCrossEntropy } from './models/aggregator.ts';
-import { createParams, disposeParams, readParams, type ParamSpec, type Params } from './params.ts';
+import { createParams, disposeParams, readParams, sizeOf, writeParams, type ParamSpec, type Params } from './params.ts';
 import { AdamW } from './optim/adamw.ts';
+import { encoderLrScales, trainableNames } from './optim/fine-tune.ts';
 import { scheduleAt } from './optim/schedule.ts';
 import { augmentFor, preprocessTile } from './augment.ts';
 import { Sampler, type SlideEntry } from './sampler.ts';
@@ -29,14 +30,20 @@ export class ReferenceTrainer {
   private aggOpt: AdamW;
   step = 0;
 
-  constructor(readonly cfg: Config, slides: SlideEntry[], private readonly tiles: TileSource) {
+  private encTrainable: string[];
+
+  /** encoderWeights: [P] initial encoder weights (pretrained); absent: the seed's random init. */
+  constructor(readonly cfg: Config, slides: SlideEntry[], private readonly tiles: TileSource, encoderWeights?: Float32Array) {
     if (cfg.frozenEncoder) throw new Error('the reference trains the encoder; turn frozenEncoder off');
     this.sampler = new Sampler(slides, cfg.seed, cfg.tiles);
-    this.encSpecs = encoderSpecs(cfg.encoder);
+    this.encSpecs = encoderSpecs(cfg.encoder, cfg.tileSize);
     this.aggSpecs = aggregatorSpecs(featureDim(cfg.encoder), attentionDim(cfg.aggregator));
     this.enc = createParams(this.encSpecs, cfg.seed);
+    if (encoderWeights) writeParams(this.encSpecs, this.enc, encoderWeights);
     this.agg = createParams(this.aggSpecs, cfg.seed);
-    this.encOpt = new AdamW(this.encSpecs, this.enc, cfg.optimizer);
+    const scales = encoderLrScales(this.encSpecs, cfg.encoder);
+    this.encTrainable = trainableNames(this.encSpecs, scales);
+    this.encOpt = new AdamW(this.encSpecs, this.enc, cfg.optimizer, 'auto', scales);
     this.aggOpt = new AdamW(this.aggSpecs, this.agg, cfg.optimizer);
   }
 
@@ -47,14 +54,16 @@ export class ReferenceTrainer {
     const k = cfg.tiles;
     const s = cfg.tileSize;
     const pixels = await this.tiles.read(plan.slide.id, plan.tileIndices, s);
+    const norm = inputNorm(cfg.encoder);
     const inputs = new Float32Array(k * s * s * 3); // [K, S, S, 3]
-    for (let i = 0; i < k; i++) preprocessTile(pixels.subarray(i * s * s * 3, (i + 1) * s * s * 3), s, augmentFor(cfg, step, i), inputs, i * s * s * 3);
+    for (let i = 0; i < k; i++) preprocessTile(pixels.subarray(i * s * s * 3, (i + 1) * s * s * 3), s, augmentFor(cfg, step, i), norm, inputs, i * s * s * 3);
     const x = tf.tensor4d(inputs, [k, s, s, 3]);
     const masks: [Tensor, Tensor] = [
       tf.tensor2d(dropoutMask(cfg.seed, step, k, 0, cfg.dropout), [k, HIDDEN]),
       tf.tensor2d(dropoutMask(cfg.seed, step, k, 1, cfg.dropout), [k, HIDDEN]),
     ];
-    const specs = [...this.encSpecs, ...this.aggSpecs];
+    const trainable = new Set(this.encTrainable);
+    const specs = [...this.encSpecs.filter((sp) => trainable.has(sp.name)), ...this.aggSpecs]; // frozen layers: gradient 0
     const varOf = (name: string) => (this.enc.get(name) ?? this.agg.get(name))!;
     const { value, grads } = tf.variableGrads(() => {
       const h = encoderForward(this.enc, cfg.encoder, x); // [K, D]
@@ -66,8 +75,9 @@ export class ReferenceTrainer {
     const hyper = scheduleAt(cfg.optimizer, step, cfg.epochs * this.sampler.stepsPerEpoch, warmup);
     const out: ReferenceStep = { step, loss: (await value.data())[0], grads: new Map() };
     for (const [name, g] of byName) out.grads.set(name, (await g.data()) as Float32Array);
+    for (const sp of this.encSpecs) if (!trainable.has(sp.name)) out.grads.set(sp.name, new Float32Array(sizeOf(sp.shape)));
     this.aggOpt.apply(new Map(this.aggSpecs.map((sp) => [sp.name, byName.get(sp.name)!])), hyper);
-    this.encOpt.apply(new Map(this.encSpecs.map((sp) => [sp.name, byName.get(sp.name)!])), { lr: hyper.lr * cfg.optimizer.encoderLrScale, weightDecay: hyper.weightDecay });
+    this.encOpt.apply(new Map(this.encTrainable.map((name) => [name, byName.get(name)!])), { lr: hyper.lr * cfg.optimizer.encoderLrScale, weightDecay: hyper.weightDecay });
     tf.dispose([value, x, ...masks, ...Object.values(grads)]);
     this.step += 1;
     return out;

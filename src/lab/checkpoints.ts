@@ -137,5 +137,5 @@ export function dataMismatch(c: Checkpoint, data: DataSet | null): string | null
 export function checkpointWeights(c: Checkpoint): WeightsArtifacts {
   const cfg = parseLabHash(c.hash).config;
   const aggSpecs = aggregatorSpecs(featureDim(cfg.encoder), attentionDim(cfg.aggregator));
-  return exportWeights(encoderSpecs(cfg.encoder), c.encoder, aggSpecs, c.aggregator, { hash: c.hash, step: c.step });
+  return exportWeights(encoderSpecs(cfg.encoder, cfg.tileSize), c.encoder, aggSpecs, c.aggregator, { hash: c.hash, step: c.step });
 }

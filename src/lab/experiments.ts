@@ -45,6 +45,8 @@ export interface ExperimentOptions {
   maxSteps?: number;
   /** Cancels the experiment: the call in flight is abandoned and every worker is terminated. */
   signal?: AbortSignal;
+  /** [P] initial encoder weights of every run (a pretrained encoder); absent: the seed's random init. */
+  encoderWeights?: Float32Array;
   onRunStart?: (variant: string, index: number, count: number) => void;
   onStep?: (variant: string, step: number, total: number, loss: number) => void;
   onRow?: (row: ExperimentRow) => void;
@@ -55,7 +57,7 @@ const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.l
 /** One run of an experiment; `reused()` says, once its ranks are up, whether they were warm. */
 async function runOne(o: ExperimentOptions, makeRanks: (n: number) => RankApi[], reused: () => boolean, cfg: Config, experiment: ExperimentRow['experiment'], variant: string): Promise<ExperimentRow> {
   const t0 = performance.now();
-  const trainer = await Trainer.create({ cfg, data: o.data, makeRanks, bootstrapRounds: 100, signal: o.signal });
+  const trainer = await Trainer.create({ cfg, data: o.data, makeRanks, bootstrapRounds: 100, signal: o.signal, encoderWeights: o.encoderWeights });
   const reusedRanks = reused();
   try {
     const total = o.maxSteps ? Math.min(o.maxSteps, trainer.total) : trainer.total;

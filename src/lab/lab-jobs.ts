@@ -18,6 +18,8 @@ export interface JobContext {
   /** N guarded ranks (each call times out and names its rank). */
   makeRanks: (n: number) => RankApi[];
   signal: AbortSignal;
+  /** [P] initial encoder weights (a pretrained encoder); absent: the seed's random init. */
+  encoderWeights?: Float32Array;
 }
 
 /** N ranks against the single-graph reference, per step; `onRows` sees the rows so far. */
@@ -36,6 +38,7 @@ export async function equivalenceJob(
     return await runEquivalence({
       cfg: ctx.cfg, slides: ctx.data.entries, ranks, tileSpec: ctx.data.tileSpec,
       referenceTiles: referenceTiles(ctx.data.tileSpec), steps, signal: ctx.signal,
+      engineOptions: { encoderWeights: ctx.encoderWeights },
       onRow: (row) => {
         rows = [...rows, row];
         onRows({ rows, running: true });
@@ -57,7 +60,7 @@ export async function experimentJob(ctx: JobContext, kind: ExperimentKind, onUpd
   const emit = (running: boolean) => onUpdate({ kind, rows, running, status });
   emit(true);
   const o = {
-    cfg: ctx.cfg, data: ctx.data, makeRanks: ctx.makeRanks, maxSteps: ctx.lab.expSteps, signal: ctx.signal,
+    cfg: ctx.cfg, data: ctx.data, makeRanks: ctx.makeRanks, maxSteps: ctx.lab.expSteps, signal: ctx.signal, encoderWeights: ctx.encoderWeights,
     onRunStart: (v: string, i: number, n: number) => { status = `run ${i + 1} of ${n}: ${v}`; emit(true); },
     onStep: (v: string, s: number, total: number, loss: number) => { status = `${v}: step ${s} of ${total}, loss ${loss.toFixed(3)}`; emit(true); },
     onRow: (row: ExperimentRow) => { rows = [...rows, row]; emit(true); },

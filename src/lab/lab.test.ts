@@ -113,9 +113,9 @@ describe('LabSession (in-process ranks, cpu backend, synthetic slides)', () => {
     expect(tl.arrows.filter((a) => a.phase === 'gather').map((a) => a.bytes).reduce((a, b) => a + b)).toBe(6 * lab.history.steps[1].d * 4);
     // Weights export/import round-trip.
     const w = await lab.exportWeights();
-    const back = importWeights(w.modelJson, w.weightsBin, encoderSpecs(lab.config.encoder), lab.trainer!.engine.aggSpecs);
+    const back = importWeights(w.modelJson, w.weightsBin, encoderSpecs(lab.config.encoder, lab.config.tileSize), lab.trainer!.engine.aggSpecs);
     expect(Array.from(back.encoder)).toEqual(Array.from(await lab.trainer!.engine.encoderWeights()));
-    expect(() => importWeights(w.modelJson, w.weightsBin.slice(8), encoderSpecs(lab.config.encoder), lab.trainer!.engine.aggSpecs)).toThrow(/bytes/);
+    expect(() => importWeights(w.modelJson, w.weightsBin.slice(8), encoderSpecs(lab.config.encoder, lab.config.tileSize), lab.trainer!.engine.aggSpecs)).toThrow(/bytes/);
     // Without a live run, the export comes from the latest checkpoint: the same files.
     const fromCheckpoint = await new LabSession(deps({ store })).exportWeights();
     expect(new Uint8Array(fromCheckpoint.weightsBin)).toEqual(new Uint8Array(w.weightsBin));

@@ -22,7 +22,7 @@ export function rankKey(cfg: Config): string {
 
 /** [P] the encoder weights a fresh rank starts from. */
 export function initialEncoderWeights(cfg: Config): Float32Array {
-  return packInitialValues(encoderSpecs(cfg.encoder), cfg.seed);
+  return packInitialValues(encoderSpecs(cfg.encoder, cfg.tileSize), cfg.seed);
 }
 
 /** What one pooled replica was last fully initialised for. */
@@ -85,7 +85,7 @@ export class RankPool {
     const slot = this.slots[i];
     // Shared-memory reduction buffers belong to one engine: such a run gets a full init.
     if (slot && slot.key === key && slot.tiles === init.tiles && !init.sharedReduce) {
-      await this.reset(rank, init.config, key);
+      await this.reset(rank, init, key);
       this.stats.resets += 1;
       return { ...slot.info, rank: init.rank };
     }
@@ -96,9 +96,14 @@ export class RankPool {
     return info;
   }
 
-  /** Back to a fresh replica: initial weights [P], AdamW t = 0 with zero moments [P]. */
-  private async reset(rank: RankApi, cfg: Config, key: string): Promise<void> {
-    if (this.initial?.key !== key) this.initial = { key, weights: initialEncoderWeights(cfg) };
+  /** Back to a fresh replica: initial (or pretrained) weights [P], AdamW t = 0 with zero moments [P]. */
+  private async reset(rank: RankApi, init: RankInit, key: string): Promise<void> {
+    if (init.weights) {
+      await rank.setWeights(init.weights);
+      await rank.setOptimizerState({ t: 0, m: new Float32Array(init.weights.length), v: new Float32Array(init.weights.length) });
+      return;
+    }
+    if (this.initial?.key !== key) this.initial = { key, weights: initialEncoderWeights(init.config) };
     const p = this.initial.weights.length;
     await rank.setWeights(this.initial.weights.slice());
     await rank.setOptimizerState({ t: 0, m: new Float32Array(p), v: new Float32Array(p) });

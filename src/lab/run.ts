@@ -48,6 +48,8 @@ export interface TrainerOptions {
   bootstrapRounds?: number;
   /** Aborts the start: the ranks are terminated and create() rejects with an AbortError. */
   signal?: AbortSignal;
+  /** [P] initial encoder weights (a pretrained encoder); absent: the seed's random init. */
+  encoderWeights?: Float32Array;
 }
 
 const median = (xs: number[]) => {
@@ -99,7 +101,7 @@ export class Trainer {
     const raw = options.makeRanks(cfg.ranks);
     const ranks = raw.map((r, i) => guardRank(r, i, { timeoutMs: options.rankTimeoutMs ?? 10 * 60_000 }));
     try {
-      const engine = new Engine(cfg, data.entries, ranks, { onPhase: options.onPhase });
+      const engine = new Engine(cfg, data.entries, ranks, { onPhase: options.onPhase, encoderWeights: options.encoderWeights });
       const trainer = new Trainer(engine, ranks, options);
       // Starting a worker and its WebGPU device can take a minute: a stop must not wait for it.
       trainer.rankInfo = await abortable(engine.init(data.tileSpec), options.signal);

@@ -1,9 +1,13 @@
 // Tile encoders as pure functions of named parameters. Input [B, S, S, 3] normalised RGB,
-// output [B, D] features. No batch statistics anywhere (DESIGN.md, contract 2): GroupNorm, or a
-// frozen BatchNorm that is a fixed per-channel affine at inference.
+// output [B, D] features. No batch statistics anywhere (docs/DESIGN.md, contract 2): GroupNorm,
+// or a frozen BatchNorm that is a fixed per-channel affine at inference.
+// This file holds the two encoders trained from scratch (tiny CNN, GroupNorm ResNet) and
+// dispatches to the pretrained families: torchvision's ResNet (tv-resnet.ts) and ViT (vit.ts).
 import { tf, type Tensor } from '../tf.ts';
 import type { EncoderConfig } from '../config.ts';
 import type { ParamSpec, Params } from '../params.ts';
+import { tvResnetForward, tvResnetSpecs, tvResnetTrackedLayers } from './tv-resnet.ts';
+import { vitForward, vitSpecs, vitTrackedLayers } from './vit.ts';
 
 const conv = (name: string, k: number, cin: number, cout: number, bias: boolean): ParamSpec[] => [
   { name: `${name}.w`, shape: [k, k, cin, cout], init: 'he', decay: true },
@@ -20,7 +24,7 @@ export function groupsFor(channels: number): number {
   return 1;
 }
 
-const BLOCKS: Record<18 | 34, number[]> = { 18: [2, 2, 2, 2], 34: [3, 4, 6, 3] };
+const BLOCKS: Record<18 | 34 | 50, number[]> = { 18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3] };
 
 interface Block {
   name: string;
@@ -42,8 +46,11 @@ function resnetBlocks(cfg: EncoderConfig): Block[] {
   return blocks;
 }
 
-export function encoderSpecs(cfg: EncoderConfig): ParamSpec[] {
+/** The encoder's parameters. tileSize matters only to a ViT (its position table covers the patch grid). */
+export function encoderSpecs(cfg: EncoderConfig, tileSize: number): ParamSpec[] {
   const w = cfg.width;
+  if (cfg.kind === 'vit') return vitSpecs(cfg, tileSize);
+  if (cfg.kind === 'tv-resnet') return tvResnetSpecs(cfg);
   if (cfg.kind === 'tiny-cnn') {
     return [...conv('enc.conv1', 3, 3, w, true), ...conv('enc.conv2', 3, w, 2 * w, true), ...conv('enc.conv3', 3, 2 * w, 4 * w, true)];
   }
@@ -60,6 +67,8 @@ export function encoderSpecs(cfg: EncoderConfig): ParamSpec[] {
 
 /** Names of the layers the equivalence figure tracks: the first and a deep encoder layer. */
 export function trackedEncoderLayers(cfg: EncoderConfig): [string, string] {
+  if (cfg.kind === 'vit') return vitTrackedLayers(cfg);
+  if (cfg.kind === 'tv-resnet') return tvResnetTrackedLayers(cfg);
   if (cfg.kind === 'tiny-cnn') return ['enc.conv1.w', 'enc.conv3.w'];
   const last = resnetBlocks(cfg).at(-1)!;
   return ['enc.stem.w', `${last.name}.conv2.w`];
@@ -82,6 +91,8 @@ const conv2d = (p: Params, name: string, x: Tensor, stride: number) =>
 
 /** x [B, S, S, 3] -> features [B, D]. */
 export function encoderForward(p: Params, cfg: EncoderConfig, x: Tensor): Tensor {
+  if (cfg.kind === 'vit') return vitForward(p, cfg, x);
+  if (cfg.kind === 'tv-resnet') return tvResnetForward(p, cfg, x);
   if (cfg.kind === 'tiny-cnn') {
     let h = x;
     for (const name of ['enc.conv1', 'enc.conv2', 'enc.conv3']) {

@@ -27,6 +27,8 @@ export class AdamW {
     private readonly opt: OptimizerConfig,
     /** 'auto': the fused loop on the cpu backend, tensor ops elsewhere. */
     private readonly path: 'auto' | 'tensor' | 'fused' = 'auto',
+    /** Learning-rate multiplier per parameter (layer-wise decay); 0 freezes it. Absent: 1. */
+    private readonly lrScales?: Map<string, number>,
   ) {
     for (const s of specs) {
       this.m.set(s.name, variableFrom(tf.zeros(s.shape), false, `${s.name}.m`)); // first moment
@@ -43,11 +45,13 @@ export class AdamW {
     this.t += 1;
     const fused = this.path === 'fused' || (this.path === 'auto' && tf.getBackend() === 'cpu');
     for (const s of this.specs) {
+      const scale = this.lrScales?.get(s.name) ?? 1;
+      if (scale === 0) continue; // frozen: parameter and moments untouched
       const g = grads.get(s.name);
       if (!g) throw new Error(`no gradient for ${s.name}`);
       const decay = s.decay ? hyper.weightDecay : 0;
-      if (fused) this.fusedUpdate(s.name, g, hyper.lr, decay);
-      else this.tensorUpdate(s.name, g, hyper.lr, decay);
+      if (fused) this.fusedUpdate(s.name, g, hyper.lr * scale, decay);
+      else this.tensorUpdate(s.name, g, hyper.lr * scale, decay);
     }
   }
 

@@ -640,7 +640,7 @@ def build_tv_vit(w):
     options = {"patch": 8, "dim": 64, "blocks": 2, "heads": 4, "mlpHidden": 256, "mlp": "gelu",
                "layerScale": False, "classToken": True, "regTokens": 0, "noEmbedClass": False,
                "posGrid": 4, "pool": "cls", "fcNorm": False, "lnEps": 1e-6, "qkvBias": True}
-    names = ", ".join(k for k in sd if k.startswith("encoder.layers.encoder_layer_0.")) 
+    names = ", ".join(k for k in sd if k.startswith("encoder.layers.encoder_layer_0."))
     notes = ("torchvision.models.vision_transformer.VisionTransformer(image_size=32, patch_size=8, num_layers=2, "
              "num_heads=4, hidden_dim=64, mlp_dim=256, num_classes=10). torchvision 0.14 parameter names: "
              "class_token [1,1,D], conv_proj.{weight,bias}, encoder.pos_embedding [1,1+g*g,D], per layer "
@@ -895,7 +895,7 @@ def legacy_save_deterministic(obj):
     The legacy writer names storages by memory address (str(storage._cdata)) and writes the
     key list and the raw storages in sorted-address order, so both the names and the order of
     the data blocks change from run to run. Here the names are replaced by same-length
-    zero-padded counters in the order the tensors appear in `obj` (a flat dict of tensors), and the
+    counters "0", "1", ... in the order the tensors appear in `obj` (a flat dict of tensors), and the
     key list and data blocks (8-byte numel + raw data each) are put in that order. The pickle
     opcodes are otherwise torch's own; torch.load reads the result normally."""
     import io
@@ -903,7 +903,7 @@ def legacy_save_deterministic(obj):
     import pickletools
     tensors = list(obj.values())
     addr = [str(t.storage()._storage._cdata) for t in tensors]
-    assert len(set(addr)) == len(tensors) and len({len(a) for a in addr}) == 1
+    assert len(set(addr)) == len(tensors) and len(tensors) <= 10
     buf = io.BytesIO()
     torch.save(obj, buf, _use_new_zipfile_serialization=False)
     data = buf.getvalue()
@@ -926,11 +926,14 @@ def legacy_save_deterministic(obj):
         blocks[k] = data[pos:pos + n]
         pos += n
     assert pos == len(data)
-    new_keys = [str(i).rjust(len(addr[0]), "0") for i in range(len(addr))]
+    new_keys = [str(i) for i in range(len(addr))]
     obj_pickle = data[obj_start:obj_end]
     for a, nk in zip(addr, new_keys):
-        assert obj_pickle.count(a.encode()) == 1, a  # only in the persistent id
-        obj_pickle = obj_pickle.replace(a.encode(), nk.encode())
+        # the key is a BINUNICODE string ('X' + u32 length + utf-8) inside the persistent id; protocol 2
+        # memo references are indices, not offsets, so the string may change length
+        old = b"X" + struct.pack("<I", len(a)) + a.encode()
+        assert obj_pickle.count(old) == 1, a
+        obj_pickle = obj_pickle.replace(old, b"X" + struct.pack("<I", len(nk)) + nk.encode())
     return (data[:obj_start] + obj_pickle + pickle.dumps(new_keys, protocol=2)
             + b"".join(blocks[a] for a in addr))
 

@@ -1,0 +1,45 @@
+// What every weight-file reader returns, and opening a file by its first bytes. The readers find
+// the state dict inside a checkpoint and strip shared name prefixes (unwrap.ts) before this.
+
+import { readRange } from './blob-range.ts';
+import { WeightFileError, guard } from './errors.ts';
+import { openSafetensors } from './safetensors.ts';
+import { openTorchZip, startsLikeTorch } from './torch-zip.ts';
+
+export interface TensorEntry {
+  name: string;
+  /** safetensors' dtype names (F32, F16, BF16, F64, I64, ...) for both formats */
+  dtype: string;
+  shape: number[];
+  /** decodes to float32 on demand */
+  read(): Promise<Float32Array>;
+}
+
+export interface WeightFile {
+  file: string;
+  format: 'safetensors' | 'torch';
+  tensors: Map<string, TensorEntry>;
+  metadata: Record<string, string>;
+  /** what unwrapping did, for the report, e.g. "nested under 'teacher'", "stripped prefix 'module.'" */
+  notes: string[];
+}
+
+const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
+
+/**
+ * Opens a safetensors file or a torch.save checkpoint, told apart by their first bytes (a zip's
+ * 'PK\x03\x04' or a pickle's 0x80; safetensors' JSON header starting '{' at byte 8), never by
+ * the file's extension.
+ */
+export function openWeightFile(blob: Blob, file: string): Promise<WeightFile> {
+  return guard(file, async () => {
+    // head: the first bytes, enough to tell the formats apart
+    const head = await readRange(blob, file, 0, Math.min(blob.size, 16), 'the first bytes');
+    if (startsLikeTorch(head)) return openTorchZip(blob, file);
+    if (head.length > 8 && head[8] === 0x7b) return openSafetensors(blob, file);
+    throw new WeightFileError(
+      file,
+      `not a weight file this reader knows: neither safetensors ('{' at byte 8) nor a torch.save zip ('PK\\x03\\x04'); it starts ${hex(head) || '(empty)'}`,
+    );
+  });
+}

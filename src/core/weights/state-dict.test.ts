@@ -19,6 +19,13 @@ describe('openWeightFile', () => {
     expect(await a.tensors.get('w')!.read()).toEqual(await b.tensors.get('w')!.read());
   });
 
+  it("takes a safetensors file whose header length starts with the byte 0x80 (a pickle's first byte)", async () => {
+    // lengthen a name until the padded header is 0x80 + 256 k bytes long
+    let bytes = safetensors;
+    for (let n = 1; bytes[0] !== 0x80; n++) bytes = writeSafetensors([{ name: 'w'.repeat(n), shape: [1], data: new Float32Array([3]) }]);
+    expect((await openWeightFile(new Blob([bytes]), 'x')).format).toBe('safetensors');
+  });
+
   it('sends legacy pickles to the torch reader, and refuses anything else', async () => {
     const legacy = new Uint8Array([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
     await expect(openWeightFile(new Blob([legacy]), 'old.pth')).rejects.toThrow(/^old\.pth: this is the legacy torch\.save format/);

@@ -4,7 +4,7 @@
 import { readRange } from './blob-range.ts';
 import { WeightFileError, guard } from './errors.ts';
 import { openSafetensors } from './safetensors.ts';
-import { openTorchZip, startsLikeTorch } from './torch-zip.ts';
+import { openTorchZip, startsLikePickle, startsLikeZip } from './torch-zip.ts';
 
 export interface TensorEntry {
   name: string;
@@ -28,15 +28,17 @@ const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padSt
 
 /**
  * Opens a safetensors file or a torch.save checkpoint, told apart by their first bytes (a zip's
- * 'PK\x03\x04' or a pickle's 0x80; safetensors' JSON header starting '{' at byte 8), never by
- * the file's extension.
+ * 'PK\x03\x04'; safetensors' JSON header starting '{' at byte 8; a pickle's 0x80 for the legacy
+ * torch format, which is refused with advice), never by the file's extension.
  */
 export function openWeightFile(blob: Blob, file: string): Promise<WeightFile> {
   return guard(file, async () => {
     // head: the first bytes, enough to tell the formats apart
     const head = await readRange(blob, file, 0, Math.min(blob.size, 16), 'the first bytes');
-    if (startsLikeTorch(head)) return openTorchZip(blob, file);
+    if (startsLikeZip(head)) return openTorchZip(blob, file);
+    // before the pickle test: a safetensors header length can start with the byte 0x80
     if (head.length > 8 && head[8] === 0x7b) return openSafetensors(blob, file);
+    if (startsLikePickle(head)) return openTorchZip(blob, file); // it says why it cannot read a pickle
     throw new WeightFileError(
       file,
       `not a weight file this reader knows: neither safetensors ('{' at byte 8) nor a torch.save zip ('PK\\x03\\x04'); it starts ${hex(head) || '(empty)'}`,

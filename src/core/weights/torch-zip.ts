@@ -21,15 +21,16 @@ const PICKLE_PROTO = 0x80;
 
 const startsWith = (head: Uint8Array, magic: number[]) => magic.every((b, i) => head[i] === b);
 
-/** Whether a file's first bytes are a torch.save zip or an older pickle-based torch file. */
-export function startsLikeTorch(head: Uint8Array): boolean {
-  return startsWith(head, ZIP_MAGIC) || head[0] === PICKLE_PROTO;
-}
+/** Whether a file's first bytes are a zip's. */
+export const startsLikeZip = (head: Uint8Array): boolean => startsWith(head, ZIP_MAGIC);
+
+/** Whether a file's first bytes are a pickle's (the legacy torch.save format, or a bare pickle). */
+export const startsLikePickle = (head: Uint8Array): boolean => head[0] === PICKLE_PROTO;
 
 function notZip(head: Uint8Array): string {
   const resave = 'load it with torch.load in a current PyTorch and save it again with torch.save(state_dict, path), or convert it to safetensors';
   if (startsWith(head, LEGACY_MAGIC)) return `this is the legacy torch.save format (before PyTorch 1.6, not a zip), which is not supported; ${resave}`;
-  if (head[0] === PICKLE_PROTO) return `this is a bare pickle, not a torch.save zip; ${resave}`;
+  if (startsLikePickle(head)) return `this is a bare pickle, not a torch.save zip; ${resave}`;
   return "not a torch.save checkpoint (it does not start with the zip signature 'PK\\x03\\x04')";
 }
 
@@ -39,7 +40,7 @@ export function openTorchZip(blob: Blob, file: string): Promise<WeightFile> {
       throw new WeightFileError(file, reason);
     };
     const head = await readRange(blob, file, 0, Math.min(blob.size, LEGACY_MAGIC.length), 'the first bytes');
-    if (!startsWith(head, ZIP_MAGIC)) fail(notZip(head));
+    if (!startsLikeZip(head)) fail(notZip(head));
 
     const entries = await readZipDirectory(blob, file);
     const pkl = [...entries.values()].find((e) => /^[^/]+\/data\.pkl$/.test(e.name));

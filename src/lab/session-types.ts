@@ -11,6 +11,7 @@ import type { ExperimentRow } from './experiments.ts';
 import { RankError } from './guard.ts';
 import type { LabOptions, MainBackend } from './presets.ts';
 import type { EvalSummary, Progress, RunHistory } from './run.ts';
+import type { PretrainedEncoder } from '../core/pretrained.ts';
 
 export type LabState = 'empty' | 'loading' | 'ready' | 'starting' | 'running' | 'pausing' | 'paused' | 'stopping' | 'stopped' | 'done' | 'error' | 'busy';
 
@@ -52,6 +53,8 @@ export interface LabEvents extends Record<string, unknown> {
   log: string;
   /** A new run started: its (empty or restored) history. */
   run: RunHistory;
+  /** A pretrained encoder was loaded (null: cleared). */
+  pretrained: PretrainedEncoder | null;
 }
 
 export interface SessionDeps {

@@ -22,6 +22,10 @@ import { DEFAULT_LAB, labHash, parseLabHash, type LabOptions } from './presets.t
 import { Trainer, type RunHistory } from './run.ts';
 import { ACTIVE_STATES, describeError, type ExperimentKind, type LabError, type LabEvents, type LabState, type MainBackendInfo, type SessionDeps } from './session-types.ts';
 import { TrainingLoop } from './training-loop.ts';
+import { PretrainedSlot } from './pretrained.ts';
+import { exportPretrained, type PretrainedEncoder } from '../core/pretrained.ts';
+import { writeSafetensors } from '../core/weights/index.ts';
+import { unpack } from '../core/params.ts';
 
 export type { ExperimentKind, LabError, LabEvents, LabState, MainBackendInfo, SessionDeps } from './session-types.ts';
 
@@ -45,6 +49,10 @@ export class LabSession extends Emitter<LabEvents> {
   experimentRows: ExperimentRow[] = [];
   /** Teaching mode: pause after each phase until continuePhase(). */
   teaching = false;
+  /** The pretrained encoder file loaded in this page (a link names it but cannot carry it). */
+  readonly pretrained = new PretrainedSlot();
+  /** Restoring a checkpoint: its weights replace the initial ones, so a missing pretrained file is fine. */
+  private restoring = false;
 
   private readonly loop: TrainingLoop;
   private busyAbort: AbortController | null = null;
@@ -96,7 +104,8 @@ export class LabSession extends Emitter<LabEvents> {
     this.emit('state', s);
   }
 
-  private fail(e: unknown, where: string): void {
+  /** Records an error for the UI (where it happened, in words). */
+  fail(e: unknown, where: string): void {
     this.lastError = describeError(e, where);
     this.emit('error', this.lastError);
   }
@@ -161,6 +170,38 @@ export class LabSession extends Emitter<LabEvents> {
     return this.setData(() => loadDroppedFiles(files, { onProgress: (done, total, name) => this.emit('loading', { done, total, name }) }));
   }
 
+  // ---- pretrained encoder ----------------------------------------------------------------------
+
+  /**
+   * Loads a pretrained encoder file (safetensors or a torch.save checkpoint): detects its
+   * architecture, maps its weights, and sets the encoder settings to match. On bad input the
+   * error names the file and the reason, and the settings, the run and its weights stay as they were.
+   */
+  async loadPretrained(blob: Blob, file: string): Promise<PretrainedEncoder | null> {
+    if (this.running) {
+      this.fail(new Error('stop the run before loading another encoder'), 'pretrained encoder');
+      return null;
+    }
+    this.emit('log', `reading ${file}…`);
+    try {
+      const p = await this.pretrained.load(blob, file, this.config); // changes nothing when it throws
+      this.setSettings({ ...this.config, encoder: p.encoder, frozenEncoder: this.config.frozenEncoder }, this.lab, null);
+      this.emit('pretrained', p);
+      this.emit('log', `loaded ${file}`);
+      return p;
+    } catch (e) {
+      this.fail(e, 'pretrained encoder');
+      return null;
+    }
+  }
+
+  /** Back to the seed's random encoder weights. */
+  clearPretrained(): void {
+    this.pretrained.clear();
+    this.setSettings({ ...this.config, encoder: { ...this.config.encoder, pretrained: '' } }, this.lab, null);
+    this.emit('pretrained', null);
+  }
+
   // ---- the live run ----------------------------------------------------------------------------
 
   /** Sets up the main context's backend when none is, or when its settings changed. */
@@ -178,6 +219,7 @@ export class LabSession extends Emitter<LabEvents> {
     if (!this.data) throw new Error('load a data set first');
     await this.discardRun();
     await this.ensureMain();
+    const encoderWeights = this.restoring && !this.pretrained.loaded ? undefined : await this.pretrained.weightsFor(this.config, signal);
     const trainer = await Trainer.create({
       cfg: this.config,
       data: this.data,
@@ -185,6 +227,7 @@ export class LabSession extends Emitter<LabEvents> {
       rankTimeoutMs: this.deps.rankTimeoutMs,
       onPhase: (e) => this.loop.onPhase(e),
       signal,
+      encoderWeights,
     });
     this.trainer = trainer;
     this.history = trainer.history;
@@ -280,7 +323,8 @@ export class LabSession extends Emitter<LabEvents> {
     }
     this.setState('starting');
     try {
-      const trainer = await this.ensureTrainer();
+      this.restoring = true;
+      const trainer = await this.ensureTrainer().finally(() => (this.restoring = false));
       await applyCheckpoint(trainer, c);
       for (const s of c.steps) this.emit('step', s);
       for (const ev of c.evals) this.emit('eval', ev);
@@ -311,11 +355,33 @@ export class LabSession extends Emitter<LabEvents> {
   async exportWeights(): Promise<WeightsArtifacts> {
     const t = this.trainer;
     if (t) {
-      return exportWeights(encoderSpecs(this.config.encoder), await t.engine.encoderWeights(), t.engine.aggSpecs, await t.engine.aggregatorWeights(), { hash: this.hash, step: t.engine.step });
+      return exportWeights(encoderSpecs(this.config.encoder, this.config.tileSize), await t.engine.encoderWeights(), t.engine.aggSpecs, await t.engine.aggregatorWeights(), { hash: this.hash, step: t.engine.step });
     }
     const c = await this.latestCheckpoint();
     if (!c) throw new Error('no trained weights yet: train at least one step');
     return checkpointWeights(c);
+  }
+
+  /**
+   * The encoder's current weights as .safetensors: a pretrained family's own names and PyTorch
+   * layouts (loadable back into timm / Hugging Face / torchvision, and into the lab); otherwise
+   * the lab's names and layouts. From the live run, else the loaded pretrained file.
+   */
+  async exportEncoderSafetensors(): Promise<{ name: string; bytes: Uint8Array }> {
+    const cfg = this.config;
+    const p = this.pretrained.loaded;
+    const weights = this.trainer ? await this.trainer.engine.encoderWeights() : p && cfg.encoder.pretrained === p.file ? await this.pretrained.weightsFor(cfg) : undefined;
+    if (!weights) throw new Error('no encoder weights yet: load a pretrained encoder or train a step');
+    const step = this.trainer?.engine.step ?? 0;
+    const metadata = { format: 'pt', 'slide-lab.hash': this.hash, 'slide-lab.step': String(step) };
+    const stem = (p?.file ?? 'encoder').replace(/\.(safetensors|bin|pt|pth)$/i, '');
+    if (p && cfg.encoder.pretrained === p.file) {
+      return { name: `${stem}-step${step}.safetensors`, bytes: writeSafetensors(exportPretrained(p.family, cfg.encoder, cfg.tileSize, weights), { ...metadata, 'slide-lab.family': p.family }) };
+    }
+    const specs = encoderSpecs(cfg.encoder, cfg.tileSize);
+    const views = unpack(specs, weights);
+    const tensors = specs.map((sp) => ({ name: sp.name, shape: sp.shape, data: views.get(sp.name)! }));
+    return { name: `${cfg.encoder.kind}-step${step}.safetensors`, bytes: writeSafetensors(tensors, { ...metadata, 'slide-lab.family': 'lab' }) };
   }
 
   /** Loads exported weights into the current (paused or new) run. */
@@ -323,7 +389,7 @@ export class LabSession extends Emitter<LabEvents> {
     if (this.running) throw new Error('pause or stop the run before importing weights');
     const trainer = this.trainer ?? (await this.loop.park());
     if (!trainer) throw new Error(this.lastError?.message ?? 'could not start the ranks');
-    const w = importWeights(modelJson, weightsBin, encoderSpecs(this.config.encoder), trainer.engine.aggSpecs);
+    const w = importWeights(modelJson, weightsBin, encoderSpecs(this.config.encoder, this.config.tileSize), trainer.engine.aggSpecs);
     trainer.engine.setAggregatorWeights(w.aggregator);
     await trainer.engine.setEncoderWeights(w.encoder);
     this.emit('log', `imported weights (saved at step ${w.step})`);
@@ -348,7 +414,8 @@ export class LabSession extends Emitter<LabEvents> {
     try {
       await this.ensureMain();
       this.emit('ranks', { main: this.main, ranks: this.rankInfo });
-      return await job({ cfg: this.config, lab: this.lab, data: this.data, makeRanks: (n) => this.guarded(n), signal: abort.signal });
+      const encoderWeights = await this.pretrained.weightsFor(this.config, abort.signal);
+      return await job({ cfg: this.config, lab: this.lab, data: this.data, makeRanks: (n) => this.guarded(n), signal: abort.signal, encoderWeights });
     } catch (e) {
       if (!abort.signal.aborted) this.fail(e, what);
       return null;

@@ -5,6 +5,7 @@ import { ConfigError, parseConfig } from '../core/config.ts';
 import { useLab } from './store.ts';
 import { configFields, getPath, HELP, setPath } from './config-fields.ts';
 import { MAIN_BACKENDS, PRESETS, type MainBackend } from '../lab/presets.ts';
+import { PretrainedEncoderPanel } from './PretrainedEncoder.tsx';
 
 export function SetupPanel() {
   const { lab, snap } = useLab();
@@ -48,6 +49,7 @@ export function SetupPanel() {
       <p className="muted">
         Link to this configuration: <a data-testid="config-link" href={snap.hash || '#'}>{snap.hash || '(defaults)'}</a>
       </p>
+      <PretrainedEncoderPanel />
       <form
         className="config-form"
         data-testid="config-form"

@@ -8,6 +8,7 @@ import type { PhaseEvent, StepReport } from '../core/report.ts';
 import type { DataSet } from '../lab/dataset.ts';
 import type { ExperimentRow } from '../lab/experiments.ts';
 import type { LabOptions } from '../lab/presets.ts';
+import type { PretrainedEncoder } from '../core/pretrained.ts';
 import type { EvalSummary, Progress } from '../lab/run.ts';
 import type { ExperimentKind, LabError, LabSession, LabState, MainBackendInfo } from '../lab/session.ts';
 
@@ -34,6 +35,8 @@ export interface LabSnapshot {
   experiments: Partial<Record<ExperimentKind, ExperimentRow[]>>;
   teaching: boolean;
   log: string[];
+  /** The pretrained encoder loaded in this page (null: none). */
+  pretrained: PretrainedEncoder | null;
 }
 
 export class LabStore {
@@ -46,6 +49,7 @@ export class LabStore {
       state: s.state, config: s.config, lab: s.lab, hash: s.hash, data: s.data, loading: null, main: s.main, ranks: s.rankInfo,
       steps: [...s.history.steps], evals: [...s.history.evals], evalProgress: null, progress: null, phases: [], checkpoint: s.lastCheckpoint,
       error: s.lastError, equivalence: { rows: s.equivalenceRows, running: false }, experiment: null, experiments: {}, teaching: s.teaching, log: [],
+      pretrained: s.pretrained.loaded,
     };
     s.on('state', (state) => this.set({ state, teaching: s.teaching }));
     s.on('config', (c) => this.set({ config: c.config, lab: c.lab, hash: c.hash }));
@@ -62,6 +66,7 @@ export class LabStore {
     s.on('error', (error) => this.set({ error }));
     s.on('equivalence', (equivalence) => this.set({ equivalence }));
     s.on('experiment', (experiment) => this.set({ experiment, experiments: { ...this.snap.experiments, [experiment.kind]: experiment.rows } }));
+    s.on('pretrained', (pretrained) => this.set({ pretrained }));
     s.on('log', (line) => this.set({ log: [...this.snap.log.slice(-50), line] }));
   }
 

@@ -1,0 +1,143 @@
+// "Load pretrained encoder…": a file picker and drop zone for .safetensors / PyTorch checkpoints.
+// Shows what was detected (family, architecture, parameters, feature size, input normalisation),
+// what the file holds that the model does not use, and a memory estimate per micro-batch with a
+// warning when one tensor would not fit the adapter's largest storage binding.
+import { useEffect, useState } from 'react';
+import { useLab } from './store.ts';
+import { describePretrained, INPUT_NORMS } from '../core/pretrained.ts';
+import { estimateEncoderMemory, mib } from '../core/memory-estimate.ts';
+import { download } from './format.ts';
+
+const ACCEPT = '.safetensors,.bin,.pt,.pth';
+
+/** The adapter's maxStorageBufferBindingSize in this page (null: no WebGPU here). */
+function useBindingLimit(): number | null {
+  const [limit, setLimit] = useState<number | null>(null);
+  useEffect(() => {
+    const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+    if (!gpu) return;
+    gpu.requestAdapter().then((a) => a && setLimit(a.limits.maxStorageBufferBindingSize), () => undefined);
+  }, []);
+  return limit;
+}
+
+export function PretrainedEncoderPanel() {
+  const { lab, snap } = useLab();
+  const [dragging, setDragging] = useState(false);
+  const [reading, setReading] = useState(false);
+  const limit = useBindingLimit();
+  const locked = lab.running || reading;
+  const p = snap.pretrained;
+  const wanted = snap.config.encoder.pretrained;
+  const missing = wanted !== '' && (!p || p.file !== wanted);
+  const enc = snap.config.encoder;
+  const memory = p && !missing ? estimateEncoderMemory(enc, snap.config.tileSize, snap.config.microBatch) : null;
+  const tooBig = memory && limit !== null && memory.largestTensorBytes > limit;
+
+  const load = async (file: File | undefined) => {
+    if (!file) return;
+    setReading(true);
+    try {
+      await lab.loadPretrained(file, file.name);
+    } finally {
+      setReading(false);
+    }
+  };
+  const normName = Object.entries(INPUT_NORMS).find(([, n]) => n.mean === enc.mean && n.std === enc.std)?.[0] ?? 'custom';
+
+  return (
+    <div
+      className={`pretrained${dragging ? ' dragging' : ''}`}
+      data-testid="pretrained-panel"
+      onDragOver={(e) => {
+        e.preventDefault();
+        setDragging(true);
+      }}
+      onDragLeave={() => setDragging(false)}
+      onDrop={(e) => {
+        e.preventDefault();
+        setDragging(false);
+        void load(e.dataTransfer.files[0]);
+      }}
+    >
+      <h3>Encoder weights</h3>
+      {missing && (
+        <p className="warn" data-testid="pretrained-missing">
+          This configuration starts from the pretrained encoder <b>{wanted}</b>. A link cannot carry the file: choose it below (or drop it here) before training.
+        </p>
+      )}
+      <label className="button-like">
+        Load pretrained encoder…
+        <input type="file" accept={ACCEPT} data-testid="pretrained-input" disabled={locked} style={{ display: 'none' }} onChange={(e) => void load(e.target.files?.[0])} />
+      </label>{' '}
+      <span className="muted">.safetensors (F32, F16, BF16) or a PyTorch checkpoint (.bin, .pt, .pth): timm or Hugging Face ViT, torchvision ViT or ResNet-18/34/50.</span>
+      {reading && <p data-testid="pretrained-reading">Reading the file…</p>}
+      {!p && !missing && <p className="muted" data-testid="pretrained-none">The encoder starts from the seed's random weights.</p>}
+      {p && !missing && (
+        <div data-testid="pretrained-info">
+          <p data-testid="pretrained-summary">{describePretrained({ ...p, encoder: enc })}</p>
+          {p.report.notes.length > 0 && (
+            <ul className="muted" data-testid="pretrained-notes">
+              {p.report.notes.map((n) => (
+                <li key={n}>{n}</li>
+              ))}
+            </ul>
+          )}
+          {p.report.unused.length > 0 && (
+            <details data-testid="pretrained-unused">
+              <summary>{p.report.unused.length} tensors in the file are not used by this encoder</summary>
+              <p className="muted">{p.report.unused.join(', ')}</p>
+            </details>
+          )}
+          {memory && (
+            <p data-testid="pretrained-memory">
+              Estimated memory per rank: weights, gradients and AdamW {mib(memory.parameterBytes)}; activations {mib(memory.activationBytes)} per micro-batch of {snap.config.microBatch}; largest tensor {mib(memory.largestTensorBytes)}.
+            </p>
+          )}
+          {tooBig && (
+            <p className="warn" data-testid="pretrained-too-big">
+              One tensor of a micro-batch ({mib(memory!.largestTensorBytes)}) exceeds this adapter's largest storage binding ({mib(limit!)}): lower the micro-batch.
+            </p>
+          )}
+          <div className="row">
+            <label>
+              input normalisation{' '}
+              <select
+                data-testid="pretrained-norm"
+                disabled={locked}
+                value={normName}
+                onChange={(e) => {
+                  const n = INPUT_NORMS[e.target.value];
+                  if (n) lab.setSettings({ ...snap.config, encoder: { ...enc, mean: n.mean, std: n.std } }, snap.lab, null);
+                }}
+              >
+                {Object.entries(INPUT_NORMS).map(([k, n]) => (
+                  <option key={k} value={k}>
+                    {n.label}
+                  </option>
+                ))}
+                {normName === 'custom' && <option value="custom">custom (encoder.mean / encoder.std)</option>}
+              </select>
+            </label>{' '}
+            <button data-testid="pretrained-clear" disabled={locked} onClick={() => lab.clearPretrained()}>
+              Use random weights
+            </button>{' '}
+            <button
+              data-testid="export-encoder-safetensors"
+              onClick={async () => {
+                try {
+                  const out = await lab.exportEncoderSafetensors();
+                  download(out.name, out.bytes as Uint8Array<ArrayBuffer>);
+                } catch (e) {
+                  lab.fail(e, 'export');
+                }
+              }}
+            >
+              Export encoder (.safetensors)
+            </button>
+          </div>
+        </div>
+      )}
+    </div>
+  );
+}

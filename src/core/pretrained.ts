@@ -96,7 +96,9 @@ export async function loadPretrained(blob: Blob, file: string, cfg: Config, sign
     if (!v) throw new Error(`${file}: the ${detection.family} name map gave no value for ${s.name}`);
     views.get(s.name)!.set(v);
   }
-  const report = { ...imported.report, notes: [...wf.notes, ...detection.notes, ...imported.report.notes] };
+  const guessed = detection.options.heads;
+  const detectionNotes = detection.notes.map((n) => (guessed !== undefined && encoder.heads !== guessed && /heads/.test(n) ? `attention heads: ${encoder.heads}, from the settings (shapes cannot tell)` : n));
+  const report = { ...imported.report, notes: [...wf.notes, ...detectionNotes, ...imported.report.notes] };
   return { file, family: detection.family, encoder, tileSize, weights, params, featureDim: featureDim(encoder), report, memory: estimateEncoderMemory(encoder, tileSize, cfg.microBatch) };
 }
 

@@ -12,8 +12,7 @@
 // RGB and is taken as is. The TIFF PhotometricInterpretation of these files is not trusted
 // (Aperio writes it inconsistently); the compression code and the codestream decide.
 import type { OpenJpegModule, OpenJpegModuleOptions } from '@cornerstonejs/codec-openjpeg/wasmjs';
-import type { RawTile } from './decode-js.ts';
-import { whiteTile, ycbcrToRgb } from './decode-js.ts';
+import { whiteTile, ycbcrToRgb, type RawTile } from './raw-tile.ts';
 import { SlideError } from './errors.ts';
 
 export type { OpenJpegModule } from '@cornerstonejs/codec-openjpeg/wasmjs';

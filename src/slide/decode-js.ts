@@ -5,30 +5,7 @@
 import { getDecoder } from 'geotiff';
 import type { OpenJpegModule } from './decode-j2k.ts';
 import { SlideError } from './errors.ts';
-
-/** One stored tile or strip, still compressed, with what a decoder needs to know about it. */
-export interface RawTile {
-  /** File the tile came from (for errors). */
-  file: string;
-  /** Identifies the level (its IFD offset): decoders cache per-level state under it. */
-  levelKey: number;
-  /** Compressed bytes; empty for a missing (zero-length) tile. */
-  bytes: Uint8Array;
-  compression: number;
-  photometric: number;
-  /** Decoded block size: tile size, or (image width, rows in this strip). */
-  width: number;
-  height: number;
-  samplesPerPixel: number;
-  bitsPerSample: number[];
-  planarConfiguration: number;
-  predictor: number;
-  /** Shared JPEG quantisation and Huffman tables (TIFF tag 347), or null. */
-  jpegTables: Uint8Array | null;
-}
-
-/** Decodes one tile to RGB. Returns [height, width, 3] bytes. */
-export type TileDecoder = (tile: RawTile, signal?: AbortSignal) => Promise<Uint8Array>;
+import { samplesToRgb, whiteTile, type RawTile, type TileDecoder } from './raw-tile.ts';
 
 /** Aperio JPEG 2000: YCbCr (33003) and RGB (33005); see decode-j2k.ts. */
 export const isJ2k = (compression: number): boolean => compression === 33003 || compression === 33005;
@@ -39,52 +16,7 @@ export function jsDecodable(compression: number): boolean {
   return [1, 5, 7, 8, 32946, 32773, 50000].includes(compression) || isJ2k(compression);
 }
 
-/** White [height, width, 3]: what a missing tile shows (slide background). */
-export function whiteTile(width: number, height: number): Uint8Array {
-  return new Uint8Array(width * height * 3).fill(255);
-}
-
-/** In-place-safe YCbCr (JFIF, full range) to RGB. `src` [n, 3] YCbCr -> `dst` [n, 3] RGB. */
-export function ycbcrToRgb(src: Uint8Array, dst: Uint8Array, n: number): void {
-  for (let i = 0; i < n * 3; i += 3) {
-    const y = src[i];
-    const cb = src[i + 1] - 128;
-    const cr = src[i + 2] - 128;
-    const r = y + 1.402 * cr;
-    const g = y - 0.344136 * cb - 0.714136 * cr;
-    const b = y + 1.772 * cb;
-    dst[i] = r < 0 ? 0 : r > 255 ? 255 : r + 0.5;
-    dst[i + 1] = g < 0 ? 0 : g > 255 ? 255 : g + 0.5;
-    dst[i + 2] = b < 0 ? 0 : b > 255 ? 255 : b + 0.5;
-  }
-}
-
-/** Converts decoded samples [rows, width, spp] to RGB [height, width, 3]. */
-export function samplesToRgb(samples: Uint8Array, tile: RawTile): Uint8Array {
-  const { width, height, samplesPerPixel: spp, photometric } = tile;
-  const n = width * height;
-  if (samples.length < n * spp) {
-    throw new SlideError(tile.file, `corrupt tile: decoded ${samples.length} bytes, expected ${n * spp}`);
-  }
-  const out = new Uint8Array(n * 3);
-  if (photometric === 2 || photometric === 6) {
-    if (spp < 3) throw new SlideError(tile.file, `corrupt file: photometric ${photometric} with ${spp} samples per pixel`);
-    for (let i = 0, j = 0; i < n; i++, j += spp) {
-      out[i * 3] = samples[j];
-      out[i * 3 + 1] = samples[j + 1];
-      out[i * 3 + 2] = samples[j + 2];
-    }
-    if (photometric === 6) ycbcrToRgb(out, out, n);
-  } else if (photometric === 0 || photometric === 1) {
-    for (let i = 0, j = 0; i < n; i++, j += spp) {
-      const v = photometric === 0 ? 255 - samples[j] : samples[j];
-      out[i * 3] = out[i * 3 + 1] = out[i * 3 + 2] = v;
-    }
-  } else {
-    throw new SlideError(tile.file, `unsupported photometric interpretation ${photometric}`, 'unsupported');
-  }
-  return out;
-}
+export type { RawTile, TileDecoder } from './raw-tile.ts';
 
 type GeotiffDecoder = { decode(buffer: ArrayBuffer): Promise<ArrayBuffer> };
 

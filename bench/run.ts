@@ -1,6 +1,9 @@
-// npm run bench -- [--json] [--backends cpu,webgpu] [--encoder tiny-cnn|resnet] [--width 8]
-//   [--tile-size 32] [--k 16] [--ranks 1,2] [--micro-batch 8] [--steps 3] [--warmup 1]
+// npm run bench -- [--json] [--backends cpu,webgpu]
+//   [--encoder tiny-cnn|resnet|vit-s16|vit-b16|vit-l16|resnet50-trunc] [--width 8]
+//   [--tile-size 32 (224 for the pretrained encoders)] [--k 16] [--ranks 1,2] [--micro-batch 8] [--steps 3] [--warmup 1]
+//   [--throughput-modes engine,reference,encoder,frozen]
 //   [--transport in-process|worker] [--memory-k 16,64,256] [--ref-cap-mb 48] [--memory-kernel fast|stock]
+//   [--micro-batches 1,2,4] [--memory-max-seconds 600]
 //   [--kernel-batch 4] [--kernel-size 64] [--kernel-reps 2]
 //   [--decode-files .fixtures/slide/svs-rgb.svs,...] [--decode-pool 1,2,4] [--decode-tiles 192]
 //   [--decode-reps 3] [--decode-k 32] [--decode-ranks 1,2]
@@ -9,7 +12,14 @@
 // reference, encoder alone, frozen MIL (rows carry the communication share and bytes). profile:
 // per-kernel time. memory: peak per-rank tensor bytes against --memory-k (micro-batched), its
 // flatness (max/min), and the largest K the single-graph reference runs within the --ref-cap-mb
-// budget (standing in for a GPU's memory). On cpu every section uses our typed-array
+// budget (standing in for a GPU's memory), for tiny-cnn and resnet. For the pretrained encoders
+// (vit-s16, vit-b16, vit-l16, resnet50-trunc; --encoder takes a comma-separated list when --only is
+// memory) and each of --micro-batches: parameters, weights + gradient accumulator + AdamW moments
+// (16 B per parameter, computed), the measured peak tensor bytes of one micro-batch's forward +
+// backward (what Rank.shareOfGradient runs) above the weights, src/core/memory-estimate.ts's
+// estimate beside it, and the micro-batch's wall time; rows predicted to take more than
+// --memory-max-seconds (cold + warm run) are skipped and say so (tiny-cnn and resnet get this table
+// too when --micro-batches is given). On cpu every section uses our typed-array
 // Conv2DBackpropFilter (src/kernels/cpu-kernels.ts; SLIDE_LAB_KERNELS=stock keeps tfjs's); the
 // memory section first checks it against tfjs's (gradients and one peak; --memory-kernel stock
 // measures with tfjs's).
@@ -33,10 +43,12 @@ import type { BackendInfo } from '../src/core/protocol.ts';
 import { registerTrainingKernels, unregisterTrainingKernels, activeTrainingKernels } from '../src/kernels/index.ts';
 import { benchFilterKernels, benchInputKernels, cnn4Layers, resnetLayers, type KernelRow } from './lib/kernel-bench.ts';
 import {
+  BENCH_ENCODERS, isPretrainedEncoder, type BenchEncoder,
   benchDecodeOnCriticalPath, benchEncoderOnly, benchEngine, benchReference, checkFastCpuFilterGrad, inProcess, useOurCpuKernels, largestReferenceK, profileEncoderStep, rankPeakBytes, referencePeakBytes,
   type BenchShape, type DecodePathRow, type KernelProfileRow, type MemoryRow, type RankFactory, type ThroughputRow,
 } from './lib/engine-bench.ts';
 import { fmt, table } from './lib/stats.ts';
+import { encoderMemoryRows, encoderMemoryTable, type EncoderMemoryRow, type SkippedMemoryRow } from './lib/encoder-memory.ts';
 import { argCheckers } from './lib/args.ts';
 import { decodeRows, describeTiles, rawTilesOf, type DecodePort, type DecodeReply, type DecodeRow } from './lib/decode-bench.ts';
 import { ensureFixtures } from '../scripts/make-fixtures.ts';
@@ -51,8 +63,11 @@ const { values } = parseArgs({
     json: { type: 'boolean', default: false },
     backends: { type: 'string', default: 'cpu,webgpu' },
     encoder: { type: 'string', default: 'tiny-cnn' },
+    'throughput-modes': { type: 'string', default: 'engine,reference,encoder,frozen' },
+    'micro-batches': { type: 'string', default: '' },
+    'memory-max-seconds': { type: 'string', default: '600' },
     width: { type: 'string', default: '8' },
-    'tile-size': { type: 'string', default: '32' },
+    'tile-size': { type: 'string', default: '' },
     k: { type: 'string', default: '16' },
     ranks: { type: 'string', default: '1,2' },
     'micro-batch': { type: 'string', default: '8' },
@@ -76,7 +91,8 @@ const { values } = parseArgs({
 });
 
 const { fail, int, ints } = argCheckers('bench', values as Record<keyof typeof values, unknown>);
-if (!['tiny-cnn', 'resnet'].includes(values.encoder)) fail(`--encoder must be tiny-cnn or resnet, got '${values.encoder}'`);
+const encoders = values.encoder.split(',') as BenchEncoder[];
+for (const e of encoders) if (!(BENCH_ENCODERS as readonly string[]).includes(e)) fail(`--encoder takes ${BENCH_ENCODERS.join(', ')} (a comma-separated list with --only memory); got '${e}'`);
 if (!['fast', 'stock'].includes(values['memory-kernel'])) fail(`--memory-kernel must be fast or stock, got '${values['memory-kernel']}'`);
 if (!['in-process', 'worker'].includes(values.transport)) fail(`--transport must be in-process or worker, got '${values.transport}'`);
 const backends = values.backends.split(',');
@@ -84,9 +100,22 @@ if (backends.some((b) => b !== 'cpu' && b !== 'webgpu')) fail(`--backends must l
 const only = new Set(values.only.split(','));
 const SECTIONS = ['kernels', 'throughput', 'profile', 'memory', 'decode', 'comm'];
 for (const o of only) if (!SECTIONS.includes(o)) fail(`--only takes ${SECTIONS.join(',')}; got '${o}'`);
+if (encoders.length > 1 && [...only].some((o) => o !== 'memory')) fail(`--encoder takes several encoders only with --only memory; got '${values.encoder}' with --only ${values.only}`);
+const scratchEncoders = encoders.filter((e) => !isPretrainedEncoder(e));
+if (scratchEncoders.length > 1) fail(`the memory section's K sweep takes one of tiny-cnn and resnet; got '${values.encoder}'`);
+const THROUGHPUT_MODES = ['engine', 'reference', 'encoder', 'frozen'];
+const throughputModes = new Set(values['throughput-modes'].split(','));
+for (const m of throughputModes) if (!THROUGHPUT_MODES.includes(m)) fail(`--throughput-modes takes ${THROUGHPUT_MODES.join(',')}; got '${m}'`);
+const memoryMaxSeconds = Number(values['memory-max-seconds']);
+if (!(memoryMaxSeconds > 0)) fail(`--memory-max-seconds must be a positive number, got '${values['memory-max-seconds']}'`);
+/** --tile-size, or 224 for a pretrained encoder and 32 for the ones trained from scratch. */
+const tileSizeOf = (e: BenchEncoder) => (values['tile-size'] ? int('tile-size') : isPretrainedEncoder(e) ? 224 : 32);
+const microBatchList = values['micro-batches'] ? ints('micro-batches') : [1, 2, 4];
+/** "tiny-cnn w8" for the encoders trained from scratch (their width), the name alone for the pretrained ones. */
+const encLabel = (s: BenchShape) => (isPretrainedEncoder(s.encoder) ? s.encoder : `${s.encoder} w${s.width}`);
 
-const shape = (backend: 'cpu' | 'webgpu'): BenchShape => ({
-  encoder: values.encoder as BenchShape['encoder'], width: int('width'), tileSize: int('tile-size'), k: int('k'), microBatch: int('micro-batch'), backend,
+const shape = (backend: 'cpu' | 'webgpu', encoder = encoders[0]): BenchShape => ({
+  encoder, width: int('width'), tileSize: tileSizeOf(encoder), k: int('k'), microBatch: int('micro-batch'), backend,
 });
 const steps = int('steps');
 const warmup = Number(values.warmup);
@@ -102,9 +131,9 @@ function version(pkg: string): string {
 }
 
 const ROOT = new URL('..', import.meta.url);
-const DECODE_WORKER = new URL('../workers/decode-bench.node.mjs', import.meta.url);
+const DECODE_WORKER = new URL('./workers/decode-bench.node.mjs', import.meta.url);
 
-/** worker_threads decode workers (workers/decode-bench.node.mjs) behind the pool driver's port. */
+/** worker_threads decode workers (bench/workers/decode-bench.node.mjs) behind the pool driver's port. */
 function nodeDecodePorts(n: number): DecodePort[] {
   return Array.from({ length: n }, (_, i) => {
     const w = new Worker(DECODE_WORKER);
@@ -171,6 +200,8 @@ interface BackendResult {
   throughput: (ThroughputRow & { kernels: string })[];
   profile?: { kernels: string; totalMs: number; rows: KernelProfileRow[] }[];
   memory?: MemoryResult;
+  /** Pretrained encoders (and the others with --micro-batches): memory per rank of one micro-batch. */
+  encoderMemory?: (EncoderMemoryRow | SkippedMemoryRow)[];
   decodePath?: DecodePathRow[];
   comm?: ThroughputRow[];
   error?: string;
@@ -222,14 +253,17 @@ for (const backend of backends as ('cpu' | 'webgpu')[]) {
         res.throughput.push({ ...r, kernels: tag });
         log(`  ${r.mode}${r.ranks ? ` N=${r.ranks}` : ''} [kernels ${tag}]: ${fmt(r.stepMs)} ms/step, ${fmt(r.tilesPerSec, 2)} tiles/s`);
       };
-      log(`[${backend}] throughput, K=${s.k}, ${s.encoder} w${s.width}, ${s.tileSize} px, micro-batch ${s.microBatch}, kernels ${tag} ...`);
-      for (const n of ints('ranks')) {
-        if (mode === 'stock' && n > 1) continue; // stock comparison: N=1 only, to keep the run short
-        add(await benchEngine(s, n, steps, warmup, makeRanks));
+      log(`[${backend}] throughput (${[...throughputModes].join(', ')}), K=${s.k}, ${encLabel(s)}, ${s.tileSize} px, micro-batch ${s.microBatch}, kernels ${tag} ...`);
+      if (throughputModes.has('engine')) {
+        for (const n of ints('ranks')) {
+          if (mode === 'stock' && n > 1) continue; // stock comparison: N=1 only, to keep the run short
+          add(await benchEngine(s, n, steps, warmup, makeRanks));
+        }
       }
-      add(await benchReference(s, steps, warmup));
-      add(await benchEncoderOnly(s, steps, warmup));
-      if (mode !== 'stock') add(await benchEngine(s, 1, steps, warmup, makeRanks, true));
+      if (throughputModes.has('reference')) add(await benchReference(s, steps, warmup));
+      // The figure to set beside bench/pytorch_anchor.py's fwdbwd_tiles_per_s (same encoder, tile size, micro-batch).
+      if (throughputModes.has('encoder')) add(await benchEncoderOnly(s, steps, warmup));
+      if (mode !== 'stock' && throughputModes.has('frozen')) add(await benchEngine(s, 1, steps, warmup, makeRanks, true));
     }
   }
 
@@ -245,43 +279,62 @@ for (const backend of backends as ('cpu' | 'webgpu')[]) {
 
   if (only.has('memory')) {
     if (gpu) registerTrainingKernels({ enabled: true });
-    const budget = Number(values['ref-cap-mb']) * 2 ** 20;
-    const ks = ints('memory-k');
-    log(`[${backend}] memory: peak tensor bytes per rank vs K (micro-batch ${s.microBatch}, ${s.encoder} w${s.width}, ${s.tileSize} px) and the single-graph reference ...`);
-    // On cpu, tfjs's stock Conv2DBackpropFilter makes K = 4096 take minutes; a faster kernel with the
-    // same allocations is swapped in after checking its gradients and one peak against the stock kernel.
-    let restore: (() => void) | null = null;
-    let kernelCheck: MemoryResult['kernelCheck'];
-    if (!gpu && values['memory-kernel'] === 'stock') restore = useOurCpuKernels(false);
-    if (!gpu && values['memory-kernel'] === 'fast') {
-      const relL2 = checkFastCpuFilterGrad();
-      const k0 = Math.min(...ks);
-      const restoreStock = useOurCpuKernels(false);
-      const stockPeak = await rankPeakBytes({ ...s, k: k0 });
-      restoreStock();
-      restore = useOurCpuKernels();
-      const fastPeak = await rankPeakBytes({ ...s, k: k0 });
-      kernelCheck = { relL2, k: k0, stockPeakBytes: stockPeak, fastPeakBytes: fastPeak };
-      log(`  our cpu kernels (Conv2DBackpropFilter, BatchMatMul): filter gradient rel L2 vs stock ${relL2.toExponential(1)}; rank peak at K=${k0}: stock ${stockPeak} B, fast ${fastPeak} B${stockPeak === fastPeak ? ' (identical)' : ' (DIFFERENT: figures below use the fast kernel)'}`);
-    }
-    const rows: MemoryRow[] = [];
-    let reference: Awaited<ReturnType<typeof largestReferenceK>>;
-    try {
-      for (const k of ks) {
-        const t0 = performance.now();
-        const rankPeak = await rankPeakBytes({ ...s, k });
-        const refPeak = k <= 256 ? await referencePeakBytes({ ...s, k }) : null;
-        rows.push({ k, rankPeakBytes: rankPeak, referencePeakBytes: refPeak, hostInputBytes: k * s.tileSize ** 2 * 3 }) // the RGB bytes Rank keeps for the recompute;
-        log(`  K=${k}: rank peak ${fmt(rankPeak / 2 ** 20, 3)} MiB, reference peak ${refPeak === null ? '-' : fmt(refPeak / 2 ** 20, 2) + ' MiB'} (${fmt((performance.now() - t0) / 1000)} s)`);
+    // The K sweep: tiny-cnn or resnet (the rank's whole encode + micro-batched recompute against the reference).
+    if (scratchEncoders.length) {
+      const s = shape(backend, scratchEncoders[0]);
+      const budget = Number(values['ref-cap-mb']) * 2 ** 20;
+      const ks = ints('memory-k');
+      log(`[${backend}] memory: peak tensor bytes per rank vs K (micro-batch ${s.microBatch}, ${encLabel(s)}, ${s.tileSize} px) and the single-graph reference ...`);
+      // On cpu, tfjs's stock Conv2DBackpropFilter makes K = 4096 take minutes; a faster kernel with the
+      // same allocations is swapped in after checking its gradients and one peak against the stock kernel.
+      let restore: (() => void) | null = null;
+      let kernelCheck: MemoryResult['kernelCheck'];
+      if (!gpu && values['memory-kernel'] === 'stock') restore = useOurCpuKernels(false);
+      if (!gpu && values['memory-kernel'] === 'fast') {
+        const relL2 = checkFastCpuFilterGrad();
+        const k0 = Math.min(...ks);
+        const restoreStock = useOurCpuKernels(false);
+        const stockPeak = await rankPeakBytes({ ...s, k: k0 });
+        restoreStock();
+        restore = useOurCpuKernels();
+        const fastPeak = await rankPeakBytes({ ...s, k: k0 });
+        kernelCheck = { relL2, k: k0, stockPeakBytes: stockPeak, fastPeakBytes: fastPeak };
+        log(`  our cpu kernels (Conv2DBackpropFilter, BatchMatMul): filter gradient rel L2 vs stock ${relL2.toExponential(1)}; rank peak at K=${k0}: stock ${stockPeak} B, fast ${fastPeak} B${stockPeak === fastPeak ? ' (identical)' : ' (DIFFERENT: figures below use the fast kernel)'}`);
       }
-      reference = await largestReferenceK(s, 64, budget);
-    } finally {
-      restore?.();
+      const rows: MemoryRow[] = [];
+      let reference: Awaited<ReturnType<typeof largestReferenceK>>;
+      try {
+        for (const k of ks) {
+          const t0 = performance.now();
+          const rankPeak = await rankPeakBytes({ ...s, k });
+          const refPeak = k <= 256 ? await referencePeakBytes({ ...s, k }) : null;
+          rows.push({ k, rankPeakBytes: rankPeak, referencePeakBytes: refPeak, hostInputBytes: k * s.tileSize ** 2 * 3 }) // the RGB bytes Rank keeps for the recompute;
+          log(`  K=${k}: rank peak ${fmt(rankPeak / 2 ** 20, 3)} MiB, reference peak ${refPeak === null ? '-' : fmt(refPeak / 2 ** 20, 2) + ' MiB'} (${fmt((performance.now() - t0) / 1000)} s)`);
+        }
+        reference = await largestReferenceK(s, 64, budget);
+      } finally {
+        restore?.();
+      }
+      const peaks = rows.map((r) => r.rankPeakBytes);
+      const flatness = Math.max(...peaks) / Math.min(...peaks);
+      log(`  rank peak max/min over K=${ks.join(',')}: ${fmt(flatness, 3)}; largest K the reference held within ${values['ref-cap-mb']} MiB: ${reference.largestK} (${reference.stoppedBy})`);
+      res.memory = { rows, reference, flatness, budgetBytes: budget, rankFitsBudget: peaks.every((p) => p <= budget), kernelCheck };
     }
-    const peaks = rows.map((r) => r.rankPeakBytes);
-    const flatness = Math.max(...peaks) / Math.min(...peaks);
-    log(`  rank peak max/min over K=${ks.join(',')}: ${fmt(flatness, 3)}; largest K the reference held within ${values['ref-cap-mb']} MiB: ${reference.largestK} (${reference.stoppedBy})`);
-    res.memory = { rows, reference, flatness, budgetBytes: budget, rankFitsBudget: peaks.every((p) => p <= budget), kernelCheck };
+    // Memory per rank of one micro-batch: the pretrained encoders, and the others when --micro-batches is given.
+    const tableEncoders = encoders.filter((e) => isPretrainedEncoder(e) || values['micro-batches']);
+    if (tableEncoders.length) {
+      // cpu: our BatchMatMul and Conv2DBackpropFilter (same allocations as tfjs's, so the same peaks) unless --memory-kernel stock.
+      const restore = gpu ? null : useOurCpuKernels(values['memory-kernel'] !== 'stock');
+      // Rows predicted to need more than 3/4 of the free memory now are skipped.
+      const o = { maxSeconds: memoryMaxSeconds, maxBytes: 0.75 * os.freemem(), log };
+      log(`[${backend}] memory per rank of one micro-batch (${microBatchList.join(', ')}) for ${tableEncoders.join(', ')}; rows predicted over ${memoryMaxSeconds} s skipped ...`);
+      res.encoderMemory = [];
+      try {
+        for (const e of tableEncoders) res.encoderMemory.push(...(await encoderMemoryRows(shape(backend, e), microBatchList, o)));
+      } finally {
+        restore?.();
+      }
+    }
   }
 
   if (only.has('decode')) {
@@ -289,7 +342,7 @@ for (const backend of backends as ('cpu' | 'webgpu')[]) {
     if (!data) log(`[${backend}] decode on the critical path: skipped, public/demo/demo.json is missing (run \`npm run demo\`)`);
     else {
       const ds: BenchShape = { ...s, k: int('decode-k') };
-      log(`[${backend}] decode on the critical path: demo slides, K=${ds.k}, ${ds.encoder} w${ds.width}, ${ds.tileSize} px, worker ranks, prefetch on/off ...`);
+      log(`[${backend}] decode on the critical path: demo slides, K=${ds.k}, ${encLabel(ds)}, ${ds.tileSize} px, worker ranks, prefetch on/off ...`);
       res.decodePath = [];
       for (const n of ints('decode-ranks')) {
         for (const prefetch of [true, false]) {
@@ -303,7 +356,7 @@ for (const backend of backends as ('cpu' | 'webgpu')[]) {
 
   if (only.has('comm')) {
     const makeRanks: RankFactory = values.transport === 'worker' ? (n) => nodeWorkerRanks(n) : inProcess;
-    log(`[${backend}] communication, K=${s.k}, ${s.encoder} w${s.width}, ${s.tileSize} px, micro-batch ${s.microBatch}, ${values.transport} ranks ...`);
+    log(`[${backend}] communication, K=${s.k}, ${encLabel(s)}, ${s.tileSize} px, micro-batch ${s.microBatch}, ${values.transport} ranks ...`);
     res.comm = [];
     for (const n of ints('ranks')) {
       const r = await benchEngine(s, n, steps, warmup, makeRanks);
@@ -368,6 +421,11 @@ if (values.json) {
       console.log(`rank peak, max/min over K = ${m.rows.map((x) => x.k).join(', ')}: ${fmt(m.flatness, 3)} (target: within 1.10)`);
       console.log(`"fails" = peak tensor bytes above a ${mib(m.budgetBytes)} MiB budget (--ref-cap-mb), standing in for a GPU's memory; the cpu backend here has no limit of its own`);
       console.log(`largest K the single-graph reference held within it: ${m.reference.largestK} (${m.reference.stoppedBy}); the rank's peak ${m.rankFitsBudget ? 'fits' : 'does NOT fit'} the budget at every K above`);
+    }
+    if (r.encoderMemory?.length) {
+      console.log(`\nmemory per rank of one micro-batch forward + backward (${r.backend}; tf.profile peak of tf.variableGrads(sum(encoderForward(x) * dy)), what Rank.shareOfGradient runs per micro-batch)`);
+      console.log(encoderMemoryTable(r.encoderMemory));
+      console.log('weights + grad acc + AdamW = 16 B per parameter (float32 weights, gradient accumulator, AdamW m and v), computed. measured peak above weights = tf.profile peakBytes minus the bytes live before (weights, x, dy): the activations the tape keeps plus this micro-batch\'s gradients (4 B per parameter). estimate act. + grads = memory-estimate.ts activationBytes + 4 B per parameter (its parameterBytes counts 20 B per parameter: the 16 above + these gradients). measured total = 16 B per parameter + measured peak above weights + x and dy. cold = the first, profiled run; warm = a second run.');
     }
     if (r.decodePath) {
       console.log('\ndecode on the critical path (engine on the demo slides, worker ranks; median per step)');

@@ -6,7 +6,7 @@
 import { readRange, u64 } from './blob-range.ts';
 import { SUPPORTED_DTYPES, decodeToFloat32, dtypeBytes, isDims, numel } from './dtypes.ts';
 import { WeightFileError, guard } from './errors.ts';
-import type { TensorEntry, WeightFile } from './state-dict.ts';
+import type { TensorEntry, WeightFile } from './types.ts';
 import { stripSharedPrefixes } from './unwrap.ts';
 
 /** The format's limit on the header (safetensors refuses larger ones). */

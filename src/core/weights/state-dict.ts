@@ -6,23 +6,8 @@ import { WeightFileError, guard } from './errors.ts';
 import { openSafetensors } from './safetensors.ts';
 import { openTorchZip, startsLikePickle, startsLikeZip } from './torch-zip.ts';
 
-export interface TensorEntry {
-  name: string;
-  /** safetensors' dtype names (F32, F16, BF16, F64, I64, ...) for both formats */
-  dtype: string;
-  shape: number[];
-  /** decodes to float32 on demand */
-  read(): Promise<Float32Array>;
-}
-
-export interface WeightFile {
-  file: string;
-  format: 'safetensors' | 'torch';
-  tensors: Map<string, TensorEntry>;
-  metadata: Record<string, string>;
-  /** what unwrapping did, for the report, e.g. "nested under 'teacher'", "stripped prefix 'module.'" */
-  notes: string[];
-}
+export type { TensorEntry, WeightFile } from './types.ts';
+import type { WeightFile } from './types.ts';
 
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
 

@@ -7,7 +7,7 @@ import { readRange } from './blob-range.ts';
 import { decodeToFloat32, dtypeBytes, numel } from './dtypes.ts';
 import { WeightFileError, guard } from './errors.ts';
 import { StorageRef, TensorRef, unpickle } from './pickle.ts';
-import type { TensorEntry, WeightFile } from './state-dict.ts';
+import type { TensorEntry, WeightFile } from './types.ts';
 import { findStateDict, stripSharedPrefixes } from './unwrap.ts';
 import { type ZipEntry, checkStored, readZipDirectory, zipEntryRange } from './zip.ts';
 

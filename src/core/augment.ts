@@ -1,5 +1,5 @@
 // Tile preprocessing and augmentation on the CPU side, keyed by (seed, step, slot) so that one
-// rank and N ranks see identical inputs (contract 1). Pure JS: identical on every backend.
+// rank and N ranks see identical inputs (docs/DESIGN.md, contract 1). Pure JS: identical on every backend.
 import { Rng, Stream } from './rng.ts';
 import type { Config } from './config.ts';
 

@@ -18,7 +18,7 @@ export const EncoderSchema = z.object({
   width: int(1, 256).default(8),
   /** ResNet depth: basic blocks [2,2,2,2] (18), [3,4,6,3] (34), bottlenecks [3,4,6,3] (50, tv-resnet only). */
   depth: z.coerce.number().pipe(z.union([z.literal(18), z.literal(34), z.literal(50)])).default(18),
-  /** 'resnet': GroupNorm (default) or BatchNorm frozen in inference mode. Never batch statistics (contract 2). */
+  /** 'resnet': GroupNorm (default) or BatchNorm frozen in inference mode. Never batch statistics (docs/DESIGN.md, contract 2). */
   norm: z.enum(['group', 'frozen-bn']).default('group'),
   /** tv-resnet: cut after layer3 and average-pool (the 1024-d "ResNet-50 trunc" of CLAM at width 64). */
   truncate: bool.default(false),

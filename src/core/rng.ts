@@ -1,5 +1,5 @@
 // Counter-based randomness. Every random choice in the lab is a pure function of a key such as
-// (seed, step, tile slot), never of which rank asks or in what order (DESIGN.md, contract 1).
+// (seed, step, tile slot), never of which rank asks or in what order (docs/DESIGN.md, contract 1).
 
 /** Mixes 32-bit integers into one well-spread 32-bit hash (murmur3 finaliser per word). */
 export function hash32(...words: number[]): number {

@@ -1,4 +1,4 @@
-// Gated-attention MIL aggregator ("GMA"), exactly as DESIGN.md section 1 defines it:
+// Gated-attention MIL aggregator ("GMA"), exactly as docs/DESIGN.md section 1.6 defines it:
 //   h1 = relu(W1 h) (ndim -> 512), h2 = relu(W2 h1) (512 -> 512), dropout after each,
 //   a = tanh(Wa h2) * sigmoid(Wb h2) (512 -> D), s = Wc a (D -> 1), A = softmax_K(s),
 //   M = A^T h2 (512), logits = Wcls M (512 -> 2). Xavier-normal weights, zero biases.

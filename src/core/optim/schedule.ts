@@ -1,4 +1,4 @@
-// Learning-rate and weight-decay schedules (DESIGN.md section 1): linear warm-up, then cosine
+// Learning-rate and weight-decay schedules (docs/DESIGN.md section 1.7): linear warm-up, then cosine
 // decay of the learning rate to minLr; weight decay follows a cosine from its start to its end.
 import type { OptimizerConfig } from '../config.ts';
 

@@ -8,37 +8,25 @@ import { fromPath } from '../src/slide/node-open.ts';
 import type { SlideSource } from '../src/slide/source.ts';
 import { DEFAULT_MIN_TISSUE, DEFAULT_MPP, DEFAULT_TILE_SIZE, planTileGrid } from '../src/slide/tiles.ts';
 import { detectTissue } from '../src/slide/tissue.ts';
+import { numberOf, parseCli, setUsage, usageExit } from './lib/cli.ts';
 
 const USAGE = `usage: slide info <file> [--json] [--mpp X] [--tile-size N] [--target-mpp X] [--min-tissue F]
        slide region <file> --level L --x X --y Y --w W --h H --out out.png`;
 
-class UsageError extends Error {}
+const OPTIONS = {
+  json: { type: 'boolean' }, mpp: { type: 'string' }, 'tile-size': { type: 'string' }, 'target-mpp': { type: 'string' }, 'min-tissue': { type: 'string' },
+  level: { type: 'string' }, x: { type: 'string' }, y: { type: 'string' }, w: { type: 'string' }, h: { type: 'string' }, out: { type: 'string' },
+} as const;
+type Flags = Partial<Record<keyof typeof OPTIONS, string | boolean>>;
 
-function parseArgs(argv: string[]): { positional: string[]; flags: Map<string, string | true> } {
-  const positional: string[] = [];
-  const flags = new Map<string, string | true>();
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) positional.push(a);
-    else if (a === '--json') flags.set('json', true);
-    else if (i + 1 < argv.length) flags.set(a.slice(2), argv[++i]);
-    else throw new UsageError(`${a} needs a value`);
-  }
-  return { positional, flags };
+/** A number flag; usage error (exit 2) when malformed, or when required and absent. */
+function numberFlag(flags: Flags, name: keyof typeof OPTIONS, fallback?: number, integer = false): number {
+  const v = flags[name];
+  if (v === undefined && fallback === undefined) usageExit(`--${name} is required`);
+  return numberOf(v === undefined ? undefined : String(v), name, fallback ?? 0, integer);
 }
 
-function numberFlag(flags: Map<string, string | true>, name: string, fallback?: number, integer = false): number {
-  const v = flags.get(name);
-  if (v === undefined) {
-    if (fallback === undefined) throw new UsageError(`--${name} is required`);
-    return fallback;
-  }
-  const n = Number(v);
-  if (v === true || !Number.isFinite(n) || (integer && !Number.isSafeInteger(n))) throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'}, got ${String(v)}`);
-  return n;
-}
-
-async function info(source: SlideSource, flags: Map<string, string | true>): Promise<void> {
+async function info(source: SlideSource, flags: Flags): Promise<void> {
   const tileSize = numberFlag(flags, 'tile-size', DEFAULT_TILE_SIZE, true);
   const mpp = numberFlag(flags, 'target-mpp', DEFAULT_MPP);
   const minTissue = numberFlag(flags, 'min-tissue', DEFAULT_MIN_TISSUE);
@@ -63,7 +51,7 @@ async function info(source: SlideSource, flags: Map<string, string | true>): Pro
       : { tileSize, mpp, minTissue, tissueTiles: null, note: 'resolution unknown: pass --mpp to set µm per pixel' },
     planMs: Math.round(ms),
   };
-  if (flags.get('json')) {
+  if (flags.json) {
     console.log(JSON.stringify(report, null, 2));
     return;
   }
@@ -73,11 +61,11 @@ async function info(source: SlideSource, flags: Map<string, string | true>): Pro
   console.log(`  tissue ${(report.tissue.fraction * 100).toFixed(1)}% of the slide; ${grid ? `${grid.tiles.length} tissue tiles of ${tileSize} px at ${mpp} µm/px (grid ${grid.cols}x${grid.rows}, read from level ${grid.level}${grid.resample ? ', resampled' : ''})` : 'tissue tiles unknown: pass --mpp'}`);
 }
 
-async function region(source: SlideSource, flags: Map<string, string | true>): Promise<void> {
+async function region(source: SlideSource, flags: Flags): Promise<void> {
   const level = numberFlag(flags, 'level', 0, true);
-  const [x, y, w, h] = ['x', 'y', 'w', 'h'].map((k) => numberFlag(flags, k, undefined, true));
-  const out = flags.get('out');
-  if (typeof out !== 'string') throw new UsageError('--out is required');
+  const [x, y, w, h] = (['x', 'y', 'w', 'h'] as const).map((k) => numberFlag(flags, k, undefined, true));
+  const out = flags.out;
+  if (typeof out !== 'string') usageExit('--out is required');
   const r = await source.readRegion(level, x, y, w, h);
   await sharp(r.data, { raw: { width: r.width, height: r.height, channels: 3 } }).png().toFile(out);
   console.log(`${out}: ${r.width}x${r.height} RGB from level ${level} of ${source.name}`);
@@ -85,12 +73,14 @@ async function region(source: SlideSource, flags: Map<string, string | true>): P
 
 async function main(argv: string[]): Promise<number> {
   let file = '';
+  const { values: flags, positionals } = parseCli(argv, OPTIONS, USAGE);
+  setUsage(USAGE);
+  const [command, path] = positionals;
+  if (!command || !['info', 'region'].includes(command)) usageExit(command ? `unknown command '${command}'` : 'give a command: info or region');
+  if (!path) usageExit('give a slide file');
   try {
-    const { positional, flags } = parseArgs(argv);
-    const [command, path] = positional;
-    if (!command || !['info', 'region'].includes(command) || !path) throw new UsageError(command && !['info', 'region'].includes(command) ? `unknown command ${command}` : 'missing arguments');
     file = path;
-    const mpp = flags.has('mpp') ? numberFlag(flags, 'mpp') : undefined;
+    const mpp = flags.mpp !== undefined ? numberFlag(flags, 'mpp') : undefined;
     const source = await fromPath(path, { mpp });
     try {
       await (command === 'info' ? info(source, flags) : region(source, flags));
@@ -99,10 +89,6 @@ async function main(argv: string[]): Promise<number> {
     }
     return 0;
   } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`slide: ${e.message}\n${USAGE}`);
-      return 2;
-    }
     const reason = e instanceof SlideError ? e.reason : (e instanceof Error ? e.message : String(e)).split('\n')[0];
     console.error(`slide: ${e instanceof SlideError ? e.file : file || '-'}: ${reason}`);
     return 1;

@@ -12,6 +12,7 @@ import type { DemoIndex, DemoSlideEntry } from '../src/slide/demo-index.ts';
 import { DEFAULT_MIN_TISSUE, DEFAULT_MPP, DEFAULT_TILE_SIZE, planSlide, planTileGrid, type TileGrid } from '../src/slide/tiles.ts';
 import { tissueMaskOf } from '../src/slide/tissue.ts';
 import { downsampleBox } from '../src/slide/resample.ts';
+import { numberOf, parseCli, usageExit } from './lib/cli.ts';
 import { paintLesion, paintScene, randomBlob, rng, type TissueBlob, type Texture } from '../src/slide/testing/scene.ts';
 // sharp, geotiff and the fixture script load only when there is work to do (the stamp check is cheap).
 
@@ -158,20 +159,20 @@ export async function makeDemo(out: string, o: DemoOptions, force = false, log: 
   return index;
 }
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
+const USAGE = `usage: npm run demo -- [--out public/demo] [--seed 7] [--count 32] [--lesion-fraction ${DEMO_LESION_FRACTION}] [--force]
+Generates the demo data set (tiled pyramidal TIFF slides textured with real IHC, lesions planted
+in the positives, a manifest). Skips the work when the folder already holds the same data set.`;
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const out = resolve(arg('out', 'public/demo'));
-  const o: DemoOptions = { seed: Number(arg('seed', '7')), count: Number(arg('count', '32')), lesionFraction: Number(arg('lesion-fraction', String(DEMO_LESION_FRACTION))) };
-  if (!(Number.isInteger(o.seed) && o.count >= 2 && o.count <= 200 && o.lesionFraction! > 0 && o.lesionFraction! <= 1)) {
-    console.error('make-demo: --seed must be an integer, --count between 2 and 200, --lesion-fraction in (0, 1]');
-    process.exit(2);
-  }
+  const { values, positionals } = parseCli(process.argv.slice(2), {
+    out: { type: 'string' }, seed: { type: 'string' }, count: { type: 'string' }, 'lesion-fraction': { type: 'string' }, force: { type: 'boolean' },
+  }, USAGE);
+  if (positionals.length) usageExit(`unexpected argument '${positionals[0]}'`, USAGE);
+  const out = resolve(values.out ?? 'public/demo');
+  const o: DemoOptions = { seed: numberOf(values.seed, 'seed', 7, true), count: numberOf(values.count, 'count', 32, true), lesionFraction: numberOf(values['lesion-fraction'], 'lesion-fraction', DEMO_LESION_FRACTION) };
+  if (!(o.count >= 2 && o.count <= 200 && o.lesionFraction! > 0 && o.lesionFraction! <= 1)) usageExit('--count must be between 2 and 200, --lesion-fraction in (0, 1]', USAGE);
   const t0 = performance.now();
-  const index = await makeDemo(out, o, process.argv.includes('--force'), (s) => console.log(s));
+  const index = await makeDemo(out, o, Boolean(values.force), (s) => console.log(s));
   const secs = ((performance.now() - t0) / 1000).toFixed(1);
   const counts = index.slides.map((s) => s.tissueTiles);
   console.log(`demo: ${index.slides.length} slides in ${out} (${secs} s); tissue tiles min ${Math.min(...counts)}, max ${Math.max(...counts)}, total ${counts.reduce((a, b) => a + b, 0)}`);

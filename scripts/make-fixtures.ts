@@ -12,6 +12,7 @@ import sharp from 'sharp';
 import { encodeJ2kRgb, encodeJ2kYcbcrNoMct, rgbToYcbcr } from '../src/slide/testing/j2k-encode.ts';
 import { encodeJpeg, splitJpegTables, type JpegOptions } from '../src/slide/testing/jpeg-encode.ts';
 import { paintScene, randomBlob, rng, downsampleRgb, cutTiles, type Texture } from '../src/slide/testing/scene.ts';
+import { parseCli, usageExit } from './lib/cli.ts';
 import { basicTags, layoutTiff, tiffBytes, T, type TiffImageSpec, type TiffLayout } from '../src/slide/testing/tiff-writer.ts';
 
 export const FIXTURE_VERSION = 7;
@@ -263,7 +264,10 @@ export async function ensureFixtures(dir = FIXTURE_DIR, force = false): Promise<
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const usage = 'usage: npm run fixtures -- [--force]\nWrites the generated slide fixtures (vendor look-alikes, codecs, odd layouts) the slide tests read; --force rebuilds them.';
+  const { values, positionals } = parseCli(process.argv.slice(2), { force: { type: 'boolean' } }, usage);
+  if (positionals.length) usageExit(`unexpected argument '${positionals[0]}'`, usage);
   const t0 = performance.now();
-  const dir = await ensureFixtures(FIXTURE_DIR, process.argv.includes('--force'));
+  const dir = await ensureFixtures(FIXTURE_DIR, Boolean(values.force));
   console.log(`fixtures in ${dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 }

@@ -9,34 +9,21 @@ import { dirname } from 'node:path';
 import { launch } from '../e2e/browser.ts';
 import { labHash, settingsFromArgument } from '../src/lab/presets.ts';
 import { startLabServer } from '../e2e/dev-server.ts';
+import { numberOf, parseCli, usageExit } from './lib/cli.ts';
 
 type Mode = 'train' | 'equivalence' | 'k-sweep' | 'frozen-vs-e2e';
 
-function usage(message?: string): never {
-  if (message) console.error(`train-headless: ${message}`);
-  console.error('usage: npm run train:headless -- <preset name or URL hash> [--out FILE] [--mode train|equivalence|k-sweep|frozen-vs-e2e] [--timeout-s N]');
-  process.exit(2);
-}
+const USAGE = 'usage: npm run train:headless -- <preset name or URL hash> [--out FILE] [--mode train|equivalence|k-sweep|frozen-vs-e2e] [--timeout-s N]';
+const MODES: readonly Mode[] = ['train', 'equivalence', 'k-sweep', 'frozen-vs-e2e'];
 
 function parseArgs(argv: string[]) {
-  let target: string | undefined;
-  let out = 'artifacts/headless-metrics.json';
-  let mode: Mode | undefined;
-  let timeoutS = 3600;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--out') out = argv[++i] ?? usage('--out needs a path');
-    else if (a === '--mode') mode = (argv[++i] as Mode) ?? usage('--mode needs a value');
-    else if (a === '--timeout-s') timeoutS = Number(argv[++i]);
-    else if (a === '--help' || a === '-h') usage();
-    else if (a.startsWith('--')) usage(`unknown option ${a}`);
-    else if (target === undefined) target = a;
-    else usage(`unexpected argument ${a}`);
-  }
-  if (target === undefined) usage('give a preset name or a URL hash');
-  if (mode && !['train', 'equivalence', 'k-sweep', 'frozen-vs-e2e'].includes(mode)) usage(`unknown mode ${mode}`);
-  if (!(timeoutS > 0)) usage('--timeout-s must be positive');
-  return { target, out, mode, timeoutS };
+  const { values, positionals } = parseCli(argv, { out: { type: 'string' }, mode: { type: 'string' }, 'timeout-s': { type: 'string' } }, USAGE);
+  if (positionals.length !== 1) usageExit(positionals.length ? `unexpected argument '${positionals[1]}'` : 'give a preset name or a URL hash', USAGE);
+  const mode = values.mode as Mode | undefined;
+  if (mode !== undefined && !MODES.includes(mode)) usageExit(`unknown mode '${mode}'`, USAGE);
+  const timeoutS = numberOf(values['timeout-s'], 'timeout-s', 3600);
+  if (!(timeoutS > 0)) usageExit('--timeout-s must be positive', USAGE);
+  return { target: positionals[0], out: values.out ?? 'artifacts/headless-metrics.json', mode, timeoutS };
 }
 
 const { target, out, mode: modeArg, timeoutS } = parseArgs(process.argv.slice(2));
@@ -44,7 +31,7 @@ let settings;
 try {
   settings = settingsFromArgument(target);
 } catch (e) {
-  usage((e as Error).message);
+  usageExit((e as Error).message, USAGE);
 }
 const mode: Mode = modeArg ?? (settings.lab.panel === 'equivalence' ? 'equivalence' : settings.preset === 'frozen-vs-end-to-end' ? 'frozen-vs-e2e' : settings.preset === 'more-tiles-help' ? 'k-sweep' : 'train');
 const hash = labHash(settings);

@@ -6,7 +6,7 @@ import { aggregatorGradients, aggregatorSpecs, weightedCrossEntropy, aggregatorF
 import { createParams, disposeParams } from './params.ts';
 import { syntheticSlides } from './tiles.ts';
 import { inProcessRanks } from '../transport/in-process.ts';
-import type { RankApi } from './protocol.ts';
+import { delegateRank, type RankApi } from './protocol.ts';
 import type { PhaseEvent } from './report.ts';
 
 beforeAll(async () => {
@@ -118,7 +118,7 @@ describe('engine (in-process ranks, cpu backend)', () => {
   it('fails loudly when replicas drift apart', async () => {
     const ranks: RankApi[] = inProcessRanks(2);
     const r1 = ranks[1];
-    const tampered: RankApi = { ...bind(r1), apply: (req) => r1.apply({ ...req, grads: req.grads.map((g, i) => g + (i % 7) * 1e-3) }) };
+    const tampered = delegateRank(r1, { apply: (req) => r1.apply({ ...req, grads: req.grads.map((g, i) => g + (i % 7) * 1e-3) }) });
     const engine = new Engine(small(), slides, [ranks[0], tampered]);
     await engine.init(spec);
     await expect(engine.trainStep()).rejects.toThrow(ReplicaDriftError);
@@ -135,10 +135,3 @@ describe('engine (in-process ranks, cpu backend)', () => {
     await engine.dispose();
   });
 });
-
-function bind(r: RankApi): RankApi {
-  return {
-    init: (x) => r.init(x), encode: (x) => r.encode(x), prefetch: (x) => r.prefetch(x), backward: (x) => r.backward(x), apply: (x) => r.apply(x), backwardApply: (x) => r.backwardApply(x),
-    getWeights: () => r.getWeights(), setWeights: (w) => r.setWeights(w), getOptimizerState: () => r.getOptimizerState(), setOptimizerState: (x) => r.setOptimizerState(x), memory: () => r.memory(), dispose: () => r.dispose(),
-  };
-}

@@ -131,3 +131,33 @@ export interface RankApi {
   memory(): Promise<{ numTensors: number; numBytes: number }>;
   dispose(): Promise<void>;
 }
+
+/** Every method of RankApi, once: the transports, guards, pools and test doubles are built from this list. */
+export const RANK_METHODS = ['init', 'encode', 'prefetch', 'backward', 'apply', 'backwardApply', 'getWeights', 'setWeights', 'getOptimizerState', 'setOptimizerState', 'memory', 'dispose'] as const satisfies readonly (keyof RankApi)[];
+
+export type RankMethod = (typeof RANK_METHODS)[number];
+
+/** Compile-time check that RANK_METHODS names every method of RankApi (a method left out is named in the error). */
+type Missing = Exclude<keyof RankApi, RankMethod>;
+export type RankMethodsCoverRankApi = [Missing] extends [never] ? true : { missingFromRankMethods: Missing };
+const coversRankApi: RankMethodsCoverRankApi = true;
+
+/**
+ * A RankApi whose every method is `call(method, arg)`: the one way to wrap a rank (transfer,
+ * crash detection, timeouts, delegation) without listing its methods again.
+ */
+export function rankFrom(call: (method: RankMethod, arg: unknown) => Promise<unknown>): RankApi {
+  const out: Record<string, unknown> = {};
+  for (const method of RANK_METHODS) out[method] = (arg?: unknown) => call(method, arg);
+  return out as unknown as RankApi;
+}
+
+/** A rank that forwards every call to `rank`, except the methods in `over`. */
+export function delegateRank(rank: RankApi, over: Partial<RankApi> = {}): RankApi {
+  return { ...rankFrom((method, arg) => callRank(rank, method, arg)), ...over };
+}
+
+/** Calls `method` of `rank` with its one argument (or none). */
+export function callRank(rank: RankApi, method: RankMethod, arg?: unknown): Promise<unknown> {
+  return (rank[method] as (a?: unknown) => Promise<unknown>).call(rank, arg);
+}

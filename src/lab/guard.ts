@@ -1,46 +1,45 @@
 // Wraps each rank so a failure says where it happened ("rank 1, encode: ...") and a rank that
 // stops answering (a crashed worker never replies) fails after a timeout instead of hanging.
-import type { RankApi } from '../core/protocol.ts';
+// Transfer and worker-death detection live in the transport (src/transport/expose.ts).
+import { callRank, rankFrom, type RankApi } from '../core/protocol.ts';
 
 export class RankError extends Error {
-  constructor(readonly rank: number, readonly call: string, readonly reason: string) {
-    super(`rank ${rank}, ${call}: ${reason}`);
+  /** `cause`: the rank's own error (its name, message and stack, as the transport delivered them). */
+  constructor(readonly rank: number, readonly call: string, readonly reason: string, options?: { cause?: unknown }) {
+    super(`rank ${rank}, ${call}: ${reason}`, options);
     this.name = 'RankError';
   }
 }
 
+/** How long one rank call may take before its worker is presumed dead (a step of a large encoder on a slow device can take minutes). */
+export const RANK_TIMEOUT_MS = 10 * 60_000;
+/** Shorter limit for dispose: a dead worker must not block a stop. */
+export const RANK_DISPOSE_TIMEOUT_MS = 5000;
 
 export interface GuardOptions {
-  /** Milliseconds before a call counts as failed (the rank's worker is presumed dead). */
-  timeoutMs: number;
-  /** Shorter limit for dispose (a dead worker must not block a stop). */
+  /** Milliseconds before a call counts as failed (default RANK_TIMEOUT_MS). */
+  timeoutMs?: number;
+  /** Limit for dispose (default RANK_DISPOSE_TIMEOUT_MS). */
   disposeTimeoutMs?: number;
 }
 
-export function guardRank<R extends RankApi>(rank: R, index: number, options: GuardOptions): RankApi & { terminate?: () => void } {
-  const out = {} as Record<string, unknown>;
-  // Every method the rank has (the protocol grows: prefetch, backwardApply, ...), except terminate.
-  const methods = new Set<string>();
-  for (let o: object | null = rank; o && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
-    for (const k of Object.getOwnPropertyNames(o)) if (k !== 'constructor' && k !== 'terminate' && typeof (rank as Record<string, unknown>)[k] === 'function') methods.add(k);
-  }
-  for (const m of methods) {
-    out[m] = (arg: never) => {
-      const limit = m === 'dispose' ? options.disposeTimeoutMs ?? 5000 : options.timeoutMs;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new RankError(index, m, `no answer within ${Math.round(limit / 1000)} s (the worker may have crashed or run out of memory)`)), limit);
+export function guardRank(rank: RankApi, index: number, options: GuardOptions = {}): RankApi & { terminate?: () => void } {
+  const out: RankApi & { terminate?: () => void } = rankFrom((method, arg) => {
+    const limit = method === 'dispose' ? options.disposeTimeoutMs ?? RANK_DISPOSE_TIMEOUT_MS : options.timeoutMs ?? RANK_TIMEOUT_MS;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new RankError(index, method, `no answer within ${Math.round(limit / 1000)} s (the worker may have crashed or run out of memory)`)), limit);
+    });
+    const call = Promise.resolve()
+      .then(() => callRank(rank, method, arg))
+      .catch((e: unknown) => {
+        throw new RankError(index, method, e instanceof Error ? e.message : String(e), { cause: e });
       });
-      const call = Promise.resolve().then(() => ((rank as Record<string, unknown>)[m] as (a: never) => Promise<unknown>).call(rank, arg)).catch((e: unknown) => {
-        const message = e instanceof Error ? e.message : String(e);
-        throw new RankError(index, m, message);
-      });
-      return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
-    };
-  }
+    return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
+  });
   const t = (rank as { terminate?: () => void }).terminate;
   if (t) out.terminate = () => t.call(rank);
-  return out as unknown as RankApi & { terminate?: () => void };
+  return out;
 }
 
 export function terminateAll(ranks: readonly RankApi[]): void {

@@ -7,7 +7,7 @@
 import type { Config } from '../core/config.ts';
 import { encoderSpecs } from '../core/models/encoder.ts';
 import { packInitialValues } from '../core/params.ts';
-import type { RankApi, RankInfo, RankInit } from '../core/protocol.ts';
+import { delegateRank, type RankApi, type RankInfo, type RankInit } from '../core/protocol.ts';
 import type { TileSourceSpec } from '../core/tiles.ts';
 import { terminateAll } from './guard.ts';
 
@@ -26,7 +26,7 @@ export function initialEncoderWeights(cfg: Config): Float32Array {
 }
 
 /** What one pooled replica was last fully initialised for. */
-interface Slot {
+interface WarmReplica {
   key: string;
   tiles: TileSourceSpec;
   info: RankInfo;
@@ -36,7 +36,8 @@ export class RankPool {
   /** Workers started, full inits (backend set-up, warm-up) and cheap resets so far. */
   readonly stats = { started: 0, inits: 0, resets: 0 };
   private ranks: RankApi[] = [];
-  private slots: (Slot | undefined)[] = [];
+  /** Per pooled worker (by rank index): what its replica was last initialised for. */
+  private warm: (WarmReplica | undefined)[] = [];
   /** Initial weights [P] for the current key (computed once, copied per rank: buffers are transferred). */
   private initial: { key: string; weights: Float32Array } | null = null;
 
@@ -59,39 +60,29 @@ export class RankPool {
   terminate(): void {
     terminateAll(this.ranks);
     this.ranks = [];
-    this.slots = [];
+    this.warm = [];
   }
 
   private view(rank: RankApi, i: number): RankApi {
-    return {
+    return delegateRank(rank, {
       init: (init) => this.init(rank, i, init),
-      encode: (req) => rank.encode(req),
-      prefetch: (req) => rank.prefetch(req),
-      backward: (req) => rank.backward(req),
-      apply: (req) => rank.apply(req),
-      backwardApply: (req) => rank.backwardApply(req),
-      getWeights: () => rank.getWeights(),
-      setWeights: (w) => rank.setWeights(w),
-      getOptimizerState: () => rank.getOptimizerState(),
-      setOptimizerState: (s) => rank.setOptimizerState(s),
-      memory: () => rank.memory(),
       // The run is over, the replica is not: the next run's init() resets it.
       dispose: async () => undefined,
-    };
+    });
   }
 
   private async init(rank: RankApi, i: number, init: RankInit): Promise<RankInfo> {
     const key = rankKey(init.config);
-    const slot = this.slots[i];
+    const warm = this.warm[i];
     // Shared-memory reduction buffers belong to one engine: such a run gets a full init.
-    if (slot && slot.key === key && slot.tiles === init.tiles && !init.sharedReduce) {
+    if (warm && warm.key === key && warm.tiles === init.tiles && !init.sharedReduce) {
       await this.reset(rank, init, key);
       this.stats.resets += 1;
-      return { ...slot.info, rank: init.rank };
+      return { ...warm.info, rank: init.rank };
     }
-    this.slots[i] = undefined;
+    this.warm[i] = undefined;
     const info = await rank.init({ ...init, config: { ...init.config, frozenEncoder: false } });
-    this.slots[i] = { key, tiles: init.tiles, info };
+    this.warm[i] = { key, tiles: init.tiles, info };
     this.stats.inits += 1;
     return info;
   }

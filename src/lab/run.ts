@@ -41,7 +41,7 @@ export interface TrainerOptions {
   cfg: Config;
   data: DataSet;
   makeRanks: (n: number) => RankApi[];
-  /** Per-call rank timeout (ms). */
+  /** Per-call rank timeout (ms; default RANK_TIMEOUT_MS). */
   rankTimeoutMs?: number;
   onPhase?: (e: PhaseEvent) => void | Promise<void>;
   /** Bootstrap rounds of the ROC band. */
@@ -99,7 +99,7 @@ export class Trainer {
     if (!data.entries.some((e) => e.split === 'train')) throw new Error('the data set has no training slide');
     throwIfAborted(options.signal);
     const raw = options.makeRanks(cfg.ranks);
-    const ranks = raw.map((r, i) => guardRank(r, i, { timeoutMs: options.rankTimeoutMs ?? 10 * 60_000 }));
+    const ranks = raw.map((r, i) => guardRank(r, i, { timeoutMs: options.rankTimeoutMs }));
     try {
       const engine = new Engine(cfg, data.entries, ranks, { onPhase: options.onPhase, encoderWeights: options.encoderWeights });
       const trainer = new Trainer(engine, ranks, options);

@@ -72,6 +72,7 @@ export interface SessionDeps {
   demoUrl?: string;
   /** Save a checkpoint every this many steps (and at every epoch end and pause). */
   checkpointEvery?: number;
+  /** Per-call rank timeout (ms; default RANK_TIMEOUT_MS in guard.ts). */
   rankTimeoutMs?: number;
 }
 

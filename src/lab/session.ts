@@ -29,8 +29,6 @@ import { unpack } from '../core/params.ts';
 
 export type { ExperimentKind, LabError, LabEvents, LabState, MainBackendInfo, SessionDeps } from './session-types.ts';
 
-const DEFAULT_RANK_TIMEOUT_MS = 10 * 60_000;
-
 export class LabSession extends Emitter<LabEvents> {
   config: Config;
   lab: LabOptions;
@@ -431,7 +429,7 @@ export class LabSession extends Emitter<LabEvents> {
   }
 
   private guarded(n: number): RankApi[] {
-    return this.deps.makeRanks(n).map((r, i) => guardRank(r, i, { timeoutMs: this.deps.rankTimeoutMs ?? DEFAULT_RANK_TIMEOUT_MS }));
+    return this.deps.makeRanks(n).map((r, i) => guardRank(r, i, { timeoutMs: this.deps.rankTimeoutMs }));
   }
 
   /** N ranks against the single-graph reference, per step (the paper's gradient-equivalence figure). */

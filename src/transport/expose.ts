@@ -1,9 +1,10 @@
-// Exposes a RankApi over a comlink endpoint (Web Worker or worker_threads), transferring every
-// typed-array buffer of the results instead of copying it.
+// Both ends of a rank over a comlink endpoint (Web Worker or worker_threads): every typed-array
+// buffer of a request or a result travels by transfer instead of being copied, and a worker that
+// dies fails the calls waiting on it. The methods come from RANK_METHODS, never listed here.
 import * as Comlink from 'comlink';
-import type { RankApi } from '../core/protocol.ts';
+import { callRank, rankFrom, type RankApi, type RankMethod } from '../core/protocol.ts';
 
-/** The ArrayBuffers inside a result (one level deep: the protocol's results are flat). */
+/** The ArrayBuffers inside a request or result (one level deep: the protocol's messages are flat). */
 export function buffersOf(value: unknown): ArrayBuffer[] {
   if (ArrayBuffer.isView(value)) return [value.buffer as ArrayBuffer];
   if (!value || typeof value !== 'object') return [];
@@ -12,42 +13,28 @@ export function buffersOf(value: unknown): ArrayBuffer[] {
   return [...out];
 }
 
+/** Marks a message's buffers for transfer (plain values pass as they are). */
+const transferring = <T>(value: T): T => (value && typeof value === 'object' ? Comlink.transfer(value, buffersOf(value)) : value);
+
 /** Wraps each method so its result travels by transfer. */
 export function transferringApi(api: RankApi): RankApi {
-  const wrapped = {} as Record<string, unknown>;
-  for (const key of ['init', 'encode', 'prefetch', 'backward', 'apply', 'backwardApply', 'getWeights', 'setWeights', 'getOptimizerState', 'setOptimizerState', 'memory', 'dispose'] as const) {
-    wrapped[key] = async (arg: never) => {
-      const result = await (api[key] as (a: never) => Promise<unknown>).call(api, arg);
-      return result && typeof result === 'object' ? Comlink.transfer(result, buffersOf(result)) : result;
-    };
-  }
-  return wrapped as unknown as RankApi;
+  return rankFrom(async (method, arg) => transferring(await callRank(api, method, arg)));
 }
 
 export function exposeRank(api: RankApi, endpoint?: Comlink.Endpoint): void {
   Comlink.expose(transferringApi(api), endpoint);
 }
 
+export type RemoteRank = RankApi & { terminate(): void };
+
 /**
  * The main side of a remote rank: a RankApi whose requests transfer their buffers too.
- * `terminate` ends the worker (used for abort and dispose).
+ * `terminate` ends the worker (used for abort and dispose); `died`, when the transport can tell,
+ * rejects once the worker is gone, and every call races it (a dead worker never answers).
  */
-export function remoteRank(remote: Comlink.Remote<RankApi>, terminate: () => void): RankApi & { terminate(): void } {
-  const send = <K extends keyof RankApi>(key: K) => (arg: Parameters<RankApi[K]>[0]) =>
-    (remote[key] as unknown as (a: unknown) => Promise<unknown>)(arg && typeof arg === 'object' ? Comlink.transfer(arg, buffersOf(arg)) : arg);
-  return {
-    init: send('init') as RankApi['init'],
-    encode: send('encode') as RankApi['encode'],
-    prefetch: send('prefetch') as RankApi['prefetch'],
-    backward: send('backward') as RankApi['backward'],
-    apply: send('apply') as RankApi['apply'],
-    backwardApply: send('backwardApply') as RankApi['backwardApply'],
-    getWeights: () => remote.getWeights() as Promise<Float32Array>,
-    setWeights: send('setWeights') as RankApi['setWeights'],
-    getOptimizerState: () => remote.getOptimizerState() as ReturnType<RankApi['getOptimizerState']>,
-    setOptimizerState: send('setOptimizerState') as RankApi['setOptimizerState'],
-    memory: () => remote.memory() as Promise<{ numTensors: number; numBytes: number }>,
-    dispose: () => remote.dispose() as Promise<void>,
-    terminate,
-  };
+export function remoteRank(remote: Comlink.Remote<RankApi>, terminate: () => void, died?: Promise<never>): RemoteRank {
+  died?.catch(() => undefined);
+  const send = (method: RankMethod, arg: unknown) => (remote[method] as unknown as (a?: unknown) => Promise<unknown>)(transferring(arg));
+  const rank = rankFrom(died ? (method, arg) => Promise.race([send(method, arg), died]) : send);
+  return Object.assign(rank, { terminate });
 }

@@ -1,9 +1,9 @@
 // Browser ranks: one dedicated Web Worker per rank, each with its own WebGPU device.
 import * as Comlink from 'comlink';
 import type { RankApi } from '../core/protocol.ts';
-import { remoteRank } from './expose.ts';
+import { remoteRank, type RemoteRank } from './expose.ts';
 
-export type WebRank = RankApi & { terminate(): void };
+export type WebRank = RemoteRank;
 
 export function webWorkerRanks(n: number): WebRank[] {
   return Array.from({ length: n }, (_, i) => {

@@ -26,6 +26,7 @@ import math
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -60,6 +61,8 @@ def parse_args(argv):
     ap.add_argument("--average-gradients", action="store_true", help="NEGATIVE CONTROL: average the encoder gradients over the ranks (DDP's default) instead of summing them; breaks equivalence")
     ap.add_argument("--drift-tolerance", type=float, default=1e-6)
     ap.add_argument("--slides-root", default=None, help="slide files: look for each file (by its name) in this folder instead of the exported path")
+    ap.add_argument("--resume", default=None, help="continue from an earlier --out directory (checkpoint, optimizer state, metrics); every draw is keyed by the step, so the run goes on as if never stopped")
+    ap.add_argument("--tf32", action="store_true", help="allow TF32 convolutions and matmuls on NVIDIA GPUs (faster; ~1e-3 relative, not the lab's float32)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per process on the CPU (default: cores / processes)")
     return ap.parse_args(argv)
 
@@ -113,8 +116,16 @@ class Trainer:
         use_cuda = torch.cuda.is_available() and not args.cpu
         if use_cuda:
             local = int(os.environ.get("LOCAL_RANK", self.rank))
-            self.device = torch.device("cuda", local % torch.cuda.device_count())
+            gpus = torch.cuda.device_count()
+            local_world = int(os.environ.get("LOCAL_WORLD_SIZE", self.world))
+            if self.backend == "nccl" and local_world > gpus:
+                raise SystemExit(f"NCCL needs one GPU per process: {local_world} processes on this node but {gpus} GPUs "
+                                 f"(use --nproc_per_node {gpus}, i.e. {gpus - 1} encoder ranks, or --backend gloo to share GPUs)")
+            self.device = torch.device("cuda", local % gpus)
             torch.cuda.set_device(self.device)
+            # the lab computes in float32: no TF32 unless asked for
+            torch.backends.cuda.matmul.allow_tf32 = bool(args.tf32)
+            torch.backends.cudnn.allow_tf32 = bool(args.tf32)
         else:
             self.device = torch.device("cpu")
         # nccl talks CUDA tensors; gloo CPU tensors
@@ -143,11 +154,31 @@ class Trainer:
             self.opt = None if self.frozen else AdamW(self.params, self.cfg["optimizer"], self.scales)
             self.tiles = run.tile_source()
             self.norm = augment.input_norm(self.cfg["encoder"])
+            self.pool = ThreadPoolExecutor(max_workers=1)
+            self.ahead = None
         self.history = []
         self.evals = []
+        self.start = 0
+        if args.resume:
+            self.resume(args.resume)
         if args.trace and self.rank in (0, 1):
             os.makedirs(args.trace, exist_ok=True)
         dist.barrier()
+
+    def resume(self, folder: str) -> None:
+        ckpt, meta = read_safetensors(os.path.join(folder, "checkpoint.safetensors"))
+        self.start = int(meta.get("slide-lab.step", "0"))
+        self.params.load_lab(ckpt)
+        opt, ometa = read_safetensors(os.path.join(folder, "optimizer.safetensors"))
+        if self.opt is not None:
+            self.opt.load_lab_state(int(ometa["aggregator.t" if self.rank == 0 else "encoder.t"]), opt)
+        if self.rank == 0:
+            with open(os.path.join(folder, "metrics.json"), encoding="utf-8") as f:
+                m = json.load(f)
+            self.history = [s for s in m["steps"] if s["step"] < self.start]
+            self.evals = [e for e in m["evals"] if e["step"] <= self.start]
+        else:
+            self.history = [{"step": i} for i in range(self.start)]
 
     # ---- communication ----
 
@@ -200,7 +231,7 @@ class Trainer:
     def encode(self, step: int, slide: SlideEntry, tile_indices: np.ndarray, train: bool):
         slots = rank_slots(len(tile_indices), self.erank, self.n)
         t0 = time.perf_counter()
-        pixels = self.tiles.read(slide.id, tile_indices[slots], self.cfg["tileSize"])
+        pixels = self.read_tiles(slide.id, tile_indices[slots])
         augs = [augment.augment_for(self.cfg, step, int(s)) if train else augment.NO_AUGMENT for s in slots]
         x = augment.preprocess_batch(pixels, augs, self.norm)  # float32 [k_r, S, S, 3]
         decode = time.perf_counter() - t0
@@ -215,6 +246,23 @@ class Trainer:
         feats = torch.cat(parts) if parts else torch.zeros(0, self.d, device=self.device)
         self._sync()
         return slots, x, xt, feats, decode, time.perf_counter() - t0
+
+    def read_tiles(self, slide_id: str, indices: np.ndarray) -> np.ndarray:
+        """uint8 [n, S, S, 3]; taken from the read-ahead when it fetched exactly these tiles."""
+        key = (slide_id, tuple(int(i) for i in indices))
+        if self.ahead is not None and self.ahead[0] == key:
+            ahead, self.ahead = self.ahead, None
+            return ahead[1].result()
+        return self.tiles.read(slide_id, indices, self.cfg["tileSize"])
+
+    def prefetch(self, step: int) -> None:
+        """Starts reading this rank's tiles of training step `step` in a thread (as the lab's ranks do)."""
+        if step >= self.steps:
+            return
+        plan = self.sampler.plan(step)
+        idx = plan.tile_indices[rank_slots(len(plan.tile_indices), self.erank, self.n)]
+        key = (plan.slide.id, tuple(int(i) for i in idx))
+        self.ahead = (key, self.pool.submit(self.tiles.read, plan.slide.id, idx, self.cfg["tileSize"]))
 
     def backward_encoder(self, xt: torch.Tensor, feats: torch.Tensor, grad: torch.Tensor) -> None:
         """This rank's share of dL/dθ: the gradient of sum(features * dL/dFeatures) (a VJP)."""
@@ -349,6 +397,7 @@ class Trainer:
         # encoder rank
         slots, x, xt, feats, decode_s, forward_s = self.encode(step, plan.slide, plan.tile_indices, train=not self.frozen)  # the lab encodes a frozen encoder without augmentation
         self.gather_features(feats, slots, k)
+        self.prefetch(step + 1)  # the next step's tiles are read while this one computes
         recompute_s = reduce_s = opt_s = drift = 0.0
         if not self.frozen:
             g = self.scatter_grads(None, None, k)[: len(slots)].to(self.device)
@@ -407,7 +456,7 @@ class Trainer:
 
     def train(self) -> None:
         t_start = time.perf_counter()
-        for step in range(self.steps):
+        for step in range(self.start, self.steps):
             report = self.step(step)
             if report is not None:
                 self.history.append(report)

@@ -154,7 +154,7 @@ export async function exportTorchRun(argument: string, options: { out: string; m
     stepsPerEpoch: spe, totalSteps: config.epochs * spe, encoderRanks: config.ranks, processes: world,
     initialEncoder: config.encoder.pretrained ? `pretrained: ${config.encoder.pretrained}` : `seed ${config.seed}`,
   }, null, 1));
-  writeFileSync(join(dir, 'slides.json'), JSON.stringify(data, null, 1));
+  writeFileSync(join(dir, 'slides.json'), data.kind === 'synthetic' ? JSON.stringify(data, null, 1) : JSON.stringify(data)); // tile grids can be large
   if (csv !== null) writeFileSync(join(dir, 'manifest.csv'), csv);
   writeFileSync(join(dir, 'params.json'), JSON.stringify({
     featureDim: featureDim(config.encoder), tracked: [...trackedEncoderLayers(config.encoder), TRACKED_AGGREGATOR_LAYER],

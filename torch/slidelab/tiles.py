@@ -80,10 +80,15 @@ class SyntheticTiles:
 class SlideFileTiles:
     """Tiles of whole-slide files, from the tile grids the lab planned (slides.json, written by the
     export): engine tile index i is grid['tiles'][i], a level-0 rectangle [x, y, w, h] read at the
-    grid's pyramid level (as readTile in src/slide/tiles.ts), resampled to the grid's tile size
-    when no level matches, then to the model's tile size. Needs openslide-python on the host
-    (`pip install openslide-python openslide-bin`). The pixels are close to, not identical with,
-    the browser's: another JPEG decoder and another resampler."""
+    grid's pyramid level as readTile in src/slide/tiles.ts does (the region at the level's scale;
+    when no level matches the target resolution, the fractional rectangle resampled to the grid's
+    tile size: area average when shrinking, bilinear when enlarging), then resized to the model's
+    tile size. Files are read with openslide-python when the host has it (`pip install
+    openslide-python openslide-bin`, any real slide), else with Pillow, which decodes a whole
+    pyramid level (small slides such as the demo's only). The pixels are close to, not identical
+    with, the lab's: another JPEG decoder (libjpeg-turbo), Pillow's resampling filters."""
+
+    MAX_PIL_PIXELS = 200_000_000
 
     def __init__(self, slides: dict, base_dir: str, root: str | None = None):
         self.slides = slides  # id -> {path, grid: {...}}
@@ -99,37 +104,67 @@ class SlideFileTiles:
             return os.path.join(self.root, os.path.basename(path))
         return path if os.path.isabs(path) else os.path.join(self.base_dir, path)
 
-    def _slide(self, slide_id: str):
-        if slide_id in self._open:
-            return self._open[slide_id]
+    def _handle(self, slide_id: str, level: int):
+        key = (slide_id, level)
+        if key in self._open:
+            return self._open[key]
+        path = self._path(self.slides[slide_id])
         try:
             import openslide  # type: ignore
-        except ImportError as e:  # depends on the host
-            raise RuntimeError(
-                "reading slide files needs openslide-python on this host (pip install openslide-python openslide-bin); "
-                "synthetic data (data=synthetic) needs nothing"
-            ) from e
-        handle = openslide.OpenSlide(self._path(self.slides[slide_id]))
+
+            handle = ("openslide", openslide.OpenSlide(path))
+        except ImportError:
+            from PIL import Image
+
+            img = Image.open(path)
+            img.seek(level)  # pyramid levels as TIFF pages (libvips, Aperio); not SubIFDs
+            if img.size[0] * img.size[1] > self.MAX_PIL_PIXELS:
+                raise RuntimeError(f"{path}: level {level} is {img.size[0]}x{img.size[1]} pixels; reading it needs openslide-python "
+                                   "(pip install openslide-python openslide-bin)")
+            handle = ("pil", np.asarray(img.convert("RGB"), dtype=np.uint8))
         if len(self._open) >= 4:
-            self._open.pop(next(iter(self._open))).close()
-        self._open[slide_id] = handle
+            old = self._open.pop(next(iter(self._open)))
+            if old[0] == "openslide":
+                old[1].close()
+        self._open[key] = handle
         return handle
 
-    def read(self, slide_id: str, tile_indices, size: int) -> np.ndarray:
+    def _region(self, slide_id: str, level: int, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+        """uint8 [h, w, 3] of the level's pixels [x0, x0 + w) x [y0, y0 + h), zeros outside."""
+        kind, obj = self._handle(slide_id, level)
+        if kind == "openslide":
+            down = float(obj.level_downsamples[level])
+            img = obj.read_region((int(round(x0 * down)), int(round(y0 * down))), level, (w, h)).convert("RGB")
+            return np.asarray(img, dtype=np.uint8)
+        out = np.zeros((h, w, 3), dtype=np.uint8)
+        H, W = obj.shape[:2]
+        ya, yb, xa, xb = max(0, y0), min(H, y0 + h), max(0, x0), min(W, x0 + w)
+        if yb > ya and xb > xa:
+            out[ya - y0 : yb - y0, xa - x0 : xb - x0] = obj[ya:yb, xa:xb]
+        return out
+
+    @staticmethod
+    def _resample(px: np.ndarray, box: tuple, size: int) -> np.ndarray:
         from PIL import Image
 
+        sw = box[2] - box[0]
+        flt = Image.BOX if sw > size else Image.BILINEAR  # area average when shrinking, as resampleRect
+        return np.asarray(Image.fromarray(px).resize((size, size), flt, box=box), dtype=np.uint8)
+
+    def read(self, slide_id: str, tile_indices, size: int) -> np.ndarray:
         grid = self.slides[slide_id]["grid"]
-        handle = self._slide(slide_id)
         g = int(grid["tileSize"])
+        level = int(grid["level"])
+        sx, sy = float(grid["levelScaleX"]), float(grid["levelScaleY"])
         out = np.zeros((len(tile_indices), size, size, 3), dtype=np.uint8)
         for n, t in enumerate(tile_indices):
             x, y, w, h = grid["tiles"][int(t)]
-            lw = max(1, round(w * grid["levelScaleX"]))
-            lh = max(1, round(h * grid["levelScaleY"]))
-            img = handle.read_region((int(x), int(y)), int(grid["level"]), (lw, lh)).convert("RGB")
-            if img.size != (g, g):
-                img = img.resize((g, g), Image.BILINEAR)
-            if g != size:
-                img = img.resize((size, size), Image.BILINEAR)
-            out[n] = np.asarray(img, dtype=np.uint8)
+            lx, ly, lw, lh = x * sx, y * sy, w * sx, h * sy
+            if not grid["resample"]:
+                px = self._region(slide_id, level, math.floor(lx + 0.5), math.floor(ly + 0.5), g, g)
+            else:
+                x0, y0 = math.floor(lx), math.floor(ly)
+                rw, rh = math.ceil(lx + lw) - x0, math.ceil(ly + lh) - y0
+                px = self._resample(self._region(slide_id, level, x0, y0, rw, rh), (lx - x0, ly - y0, lx - x0 + lw, ly - y0 + lh), g)
+            out[n] = px if g == size else self._resample(px, (0, 0, g, g), size)
         return out

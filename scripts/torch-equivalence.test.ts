@@ -234,7 +234,7 @@ describe('PyTorch torch.distributed (torchrun, gloo, 1 aggregator + 2 encoder pr
     const norm = inputNorm(cfg.encoder);
     const tiles = new SyntheticTiles(cfg.seed, slides);
     const sampler = new Sampler(slides, cfg.seed, cfg.tiles);
-    const rows: { step: number; lossTs: number; lossTorch: number; lossDiff: number; param: number; paramAll: string; grad: Record<string, number>; gradAll: number; noise: number }[] = [];
+    const rows: { step: number; lossTs: number; lossTorch: number; lossDiff: number; param: number; paramAll: string; tracked: Record<string, number>; grad: Record<string, number>; gradAll: number; noise: number }[] = [];
     let inputBits = 0, inputValues = 0, maskBits = 0;
     for (let s = 0; s < STEPS; s++) {
       const main = readSafetensors(join(dir, `trace/step-${String(s).padStart(4, '0')}.main.safetensors`)).tensors;
@@ -277,6 +277,7 @@ describe('PyTorch torch.distributed (torchrun, gloo, 1 aggregator + 2 encoder pr
       const worstParam = paramDiffs.reduce((a, b) => (b[1] > a[1] ? b : a));
       rows.push({
         step: s, lossTs: t.loss, lossTorch, lossDiff: Math.abs(t.loss - lossTorch), param: worstParam[1], paramAll: worstParam[0], grad,
+        tracked: Object.fromEntries(layers.map((l) => [l, paramDiffs.find(([n]) => n === l)![1]])),
         gradAll: Math.max(...encSpecs.map((sp) => gradOf(sp.name)), ...aggNames.map(gradOf)),
         noise: Math.max(Math.abs(f32(main, `grad.${SHIFT_INVARIANT}`)[0]), Math.abs(t.aggGrad.get(SHIFT_INVARIANT)![0])),
       });
@@ -307,7 +308,7 @@ describe('PyTorch torch.distributed (torchrun, gloo, 1 aggregator + 2 encoder pr
     console.log([
       `torch-equivalence: ${HASH}`,
       `  gloo torchrun, ${cfg.ranks} encoder processes + aggregator, ${STEPS} steps: ${run.seconds.toFixed(1)} s wall (launch + imports included; training loop ${metrics.source.wallSeconds.toFixed(2)} s); torch ${metrics.source.torch}`,
-      ...rows.map((r) => `  step ${r.step}: loss ts ${r.lossTs.toFixed(7)} torch ${r.lossTorch.toFixed(7)} |diff| ${fmt(r.lossDiff)}; worst nL1 of the ${paramCount} parameters ${fmt(r.param)} (${r.paramAll}); grads ${Object.entries(r.grad).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}; worst grad of any layer ${fmt(r.gradAll)}; |dL/d ${SHIFT_INVARIANT}| (0 in exact arithmetic) ${fmt(r.noise)}`),
+      ...rows.map((r) => `  step ${r.step}: loss ts ${r.lossTs.toFixed(7)} torch ${r.lossTorch.toFixed(7)} |diff| ${fmt(r.lossDiff)}; params ${Object.entries(r.tracked).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}, worst of the ${paramCount} ${fmt(r.param)} (${r.paramAll}); grads ${Object.entries(r.grad).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}; worst grad of any layer ${fmt(r.gradAll)}; |dL/d ${SHIFT_INVARIANT}| (0 in exact arithmetic) ${fmt(r.noise)}`),
       `  bit-identical: inputs ${inputValues - inputBits}/${inputValues} float32 values, dropout masks (${maskBits} differing), tile plans; numpy ports: ${Object.entries(bitReport).filter(([, v]) => typeof v === 'object').map(([k, v]) => `${k} ${v.mismatches}/${v.checked}`).join(', ')}`,
       `  validation P(positive) after step ${STEPS}: largest |diff| ${fmt(evalDiff)}`,
       `  negative control (--average-gradients): grads ${Object.entries(negGrad).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')} (loss |diff| ${fmt(negLoss)}); ${neg.seconds.toFixed(1)} s`,

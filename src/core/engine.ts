@@ -15,6 +15,7 @@ import { rocAuc } from './metrics.ts';
 import { encoderSpecs } from './models/encoder.ts';
 import { countParams } from './params.ts';
 import { createSharedReduce, sharedSum, type SharedReduceBuffers } from './shared-reduce.ts';
+import { throwIfAborted } from './abort.ts';
 
 export class ReplicaDriftError extends Error {
   constructor(step: number, drift: number) {
@@ -28,8 +29,6 @@ export interface EngineOptions {
   onPhase?: (e: PhaseEvent) => void | Promise<void>;
   /** Keep the last step's gradients (for equivalence checks). */
   keepGradients?: boolean;
-  /** Largest tolerated relative checksum difference between replicas. */
-  driftTolerance?: number;
   /**
    * 'shared': ranks sum their gradients in a SharedArrayBuffer (worker ranks only: they block
    * on Atomics.wait). 'star' (default): shares travel to the main context and the sum back.
@@ -41,11 +40,83 @@ export interface EngineOptions {
   encoderWeights?: Float32Array;
 }
 
-function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw signal.reason ?? new DOMException('aborted', 'AbortError');
+/** Largest tolerated relative checksum difference between replicas. */
+const DRIFT_TOLERANCE = 1e-6;
+
+/** Bytes of n float32 values. */
+const float32Bytes = (n: number) => n * 4;
+
+type PhaseMs = Partial<Record<Phase, number>>;
+type PhaseBytes = Partial<Record<Phase, number>>;
+
+/** What crossed a thread boundary in a phase (an arrow of the timeline). */
+interface Crossing {
+  shape: string;
+  bytes: number;
 }
 
-const f32 = (n: number) => n * 4;
+/** Runs `work` and measures its wall time (ms). */
+async function timed<T>(work: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const t0 = performance.now();
+  const value = await work();
+  return { value, ms: performance.now() - t0 };
+}
+
+/** The main context's share of a call's wall time: what the slowest rank's own work does not explain. */
+const beyondSlowest = (wallMs: number, rankMs: number[]) => Math.max(0, wallMs - Math.max(...rankMs));
+
+/**
+ * A step's phase events (awaited: teaching mode holds the step at each end), the one way the
+ * engine announces phases. `run` wraps work the main context waits for: start, the work, end.
+ * `ended` marks a phase that ran inside a rank call: only its end is seen from here.
+ */
+class StepPhases {
+  constructor(
+    private readonly step: number,
+    private readonly onPhase: EngineOptions['onPhase'],
+  ) {}
+
+  async run<T>(phase: Phase, work: () => Promise<T>, crossing?: Crossing): Promise<{ value: T; ms: number }> {
+    await this.emit(phase, 'start', crossing);
+    const out = await timed(work);
+    await this.emit(phase, 'end', crossing);
+    return out;
+  }
+
+  ended(phase: Phase, crossing?: Crossing): Promise<void> {
+    return this.emit(phase, 'end', crossing);
+  }
+
+  private async emit(phase: Phase, at: 'start' | 'end', crossing?: Crossing): Promise<void> {
+    await this.onPhase?.({ step: this.step, phase, at, ...crossing });
+  }
+}
+
+/** The backward half of a step as a reduction sees it. */
+interface BackwardHalf {
+  phases: StepPhases;
+  /** [k_r, D] rows of dL/dFeatures per rank (rank order), for the ranks' recompute. */
+  grads: { rank: number; grad: Float32Array }[];
+  hyper: Hyper;
+  /** What the scatter carries ([K, D] float32 in all). */
+  scatter: Crossing;
+}
+
+/** What a reduction strategy did: the replicas' checksums, main-context ms and bytes per phase, the ranks' own figures. */
+interface Reduced {
+  checksums: Float64Array[];
+  ms: PhaseMs;
+  bytes: PhaseBytes;
+  ranks: { rank: number; ms: PhaseMs; numTensors: number }[];
+}
+
+/** Per rank: its encode figures, then those of its backward half (recompute, reduce, optimizer ms; live tensors after the update). */
+function rankReports(encoded: EncodeResult[], after: Reduced['ranks'] = []): RankStepReport[] {
+  return encoded.map((r) => {
+    const b = after.find((x) => x.rank === r.rank);
+    return { rank: r.rank, tiles: r.slots.length, ms: { ...r.ms, ...b?.ms }, numTensors: b?.numTensors ?? r.numTensors, prefetched: r.prefetched };
+  });
+}
 
 export class Engine {
   readonly sampler: Sampler;
@@ -104,158 +175,138 @@ export class Engine {
     return scheduleAt(this.cfg.optimizer, step, this.totalSteps, warmup);
   }
 
-  private async phase<T>(step: number, phase: Phase, run: () => Promise<T>, shape?: string, bytes?: number): Promise<[T, number]> {
-    await this.options.onPhase?.({ step, phase, at: 'start', shape, bytes });
-    const t0 = performance.now();
-    const out = await run();
-    const ms = performance.now() - t0;
-    await this.options.onPhase?.({ step, phase, at: 'end', shape, bytes });
-    return [out, ms];
-  }
-
   /** Encodes slots of a plan on every rank and gathers features [K, D] in slot order. */
   private async gather(step: number, slideId: string, tileIndices: Int32Array, train: boolean, signal?: AbortSignal) {
     const k = tileIndices.length;
     const n = this.ranks.length;
-    const t0 = performance.now();
-    const results: EncodeResult[] = await Promise.all(
-      this.ranks.map((r, rank) => {
-        const slots = rankSlots(k, rank, n);
-        return r.encode({ step, slideId, slots, tileIndices: slots.map((s) => tileIndices[s]), train });
-      }),
+    const { value: results, ms: wall } = await timed(() =>
+      Promise.all(
+        this.ranks.map((r, rank) => {
+          const slots = rankSlots(k, rank, n);
+          return r.encode({ step, slideId, slots, tileIndices: slots.map((s) => tileIndices[s]), train });
+        }),
+      ),
     );
-    const wall = performance.now() - t0;
     throwIfAborted(signal);
     const features = new Float32Array(k * this.d); // [K, D] in slot order
     for (const res of results) {
       res.slots.forEach((slot, i) => features.set(res.features.subarray(i * this.d, (i + 1) * this.d), slot * this.d));
     }
-    const slowest = Math.max(...results.map((r) => r.ms.decode + r.ms.forward));
-    return { features, results, gatherMs: Math.max(0, wall - slowest) };
+    return { features, results, gatherMs: beyondSlowest(wall, results.map((r) => r.ms.decode + r.ms.forward)) };
   }
 
-  /** One end-to-end training step on the next slide of the sampler. */
+  /** One end-to-end training step on the next slide of the sampler (README, "One training step"). */
   async trainStep(signal?: AbortSignal): Promise<StepReport> {
     throwIfAborted(signal);
     const wall0 = performance.now();
     const step = this.stepIndex;
     const plan: StepPlan = this.sampler.plan(step);
     const { k, d } = { k: this.cfg.tiles, d: this.d };
-    const n = this.ranks.length;
     const hyper = this.hyper(step);
     const frozen = this.cfg.frozenEncoder;
-    const featShape = `[K=${k}, D=${d}] float32`;
-    const main: Partial<Record<Phase, number>> = {};
-    const bytes: Partial<Record<Phase, number>> = {};
+    const phases = new StepPhases(step, this.options.onPhase);
+    // [K, D] float32 crosses twice: features gathered, then dL/dFeatures scattered.
+    const featureRows: Crossing = { shape: `[K=${k}, D=${d}] float32`, bytes: float32Bytes(k * d) };
 
-    // Forward on the ranks, then gather [K, D] features with their slots.
-    await this.options.onPhase?.({ step, phase: 'forward', at: 'start' });
-    const { features, results, gatherMs } = await this.gatherCached(step, plan, !frozen, signal);
-    await this.options.onPhase?.({ step, phase: 'forward', at: 'end' });
-    await this.options.onPhase?.({ step, phase: 'gather', at: 'end', shape: featShape, bytes: f32(k * d) });
-    main.gather = gatherMs;
+    // Ranks: decode and forward their slots. Main: gather the features [K, D] in slot order.
+    const { value: encoded } = await phases.run('forward', () => this.gatherCached(step, plan, !frozen, signal));
+    await phases.ended('gather', featureRows);
+    const ms: PhaseMs = { gather: encoded.gatherMs }; // the main context's critical path
     if (this.options.prefetch !== false) this.prefetch(step + 1);
-    bytes.gather = f32(k * d) + results.reduce((s, r) => s + r.slots.byteLength, 0);
+    const bytes: PhaseBytes = { gather: featureRows.bytes + encoded.results.reduce((s, r) => s + r.slots.byteLength, 0) };
 
-    // Aggregator forward, loss, backward, update: all in the main context.
-    const [agg, aggMs] = await this.phase(step, 'aggregator', async () => this.aggregatorStep(step, plan, features, hyper));
-    main.aggregator = aggMs;
+    // Main: aggregator forward and loss, backward to dL/dθ_agg and dL/dFeatures [K, D], AdamW on the aggregator.
+    const { value: agg, ms: aggMs } = await phases.run('aggregator', async () => this.aggregatorStep(step, plan, encoded.features, hyper));
+    ms.aggregator = aggMs;
 
-    const perRank: RankStepReport[] = results.map((r) => ({ rank: r.rank, tiles: r.slots.length, ms: { ...r.ms }, numTensors: r.numTensors, prefetched: r.prefetched }));
-    let drift = 0;
+    // Scatter rows of dL/dFeatures, ranks recompute their share of dL/dθ_enc, reduce (sum), every replica: AdamW.
+    let reduced: Reduced | null = null;
     if (!frozen) {
       throwIfAborted(signal);
-      // Scatter dL/dFeatures rows to the ranks that own them; each recomputes and backprops.
-      const grads = results.map((res) => {
-        const grad = new Float32Array(res.slots.length * d); // [k_r, D]
-        res.slots.forEach((slot, i) => grad.set(agg.featureGrad.subarray(slot * d, (slot + 1) * d), i * d));
-        return grad;
-      });
-      bytes.scatter = f32(k * d);
-      const checksums = this.shared
-        ? await this.backwardShared(step, results.map((r) => r.rank), grads, hyper, main, bytes, perRank, featShape)
-        : await this.backwardStar(step, results.map((r) => r.rank), grads, hyper, main, bytes, perRank, featShape);
-      main.optimizer = (main.optimizer ?? 0) + agg.optimizerMs;
-      for (const c of checksums) drift = Math.max(drift, checksumDrift(c, checksums[0]));
-      if (drift > (this.options.driftTolerance ?? 1e-6)) throw new ReplicaDriftError(step, drift);
-    } else {
-      main.optimizer = agg.optimizerMs;
+      const grads = encoded.results.map((res) => ({ rank: res.rank, grad: this.rowsOf(agg.featureGrad, res.slots) }));
+      const half: BackwardHalf = { phases, grads, hyper, scatter: featureRows };
+      reduced = await (this.shared ? this.reduceShared(half) : this.reduceStar(half));
+      Object.assign(ms, reduced.ms);
+      Object.assign(bytes, reduced.bytes);
     }
+    ms.optimizer = (reduced?.ms.optimizer ?? 0) + agg.optimizerMs;
+    // Check the replicas' checksums (fail loudly on drift).
+    const drift = reduced ? this.checkReplicas(step, reduced.checksums) : 0;
 
     this.stepIndex += 1;
     return {
-      kind: 'step',
-      step,
-      epoch: plan.epoch,
-      slideId: plan.slide.id,
-      label: plan.slide.label,
-      loss: agg.loss,
-      prob: agg.prob,
-      lr: hyper.lr,
-      weightDecay: hyper.weightDecay,
-      k,
-      ranks: n,
-      d,
-      perRank,
-      main,
-      bytes,
-      mainTensors: tf.memory().numTensors,
+      kind: 'step', step, epoch: plan.epoch, slideId: plan.slide.id, label: plan.slide.label,
+      loss: agg.loss, prob: agg.prob, lr: hyper.lr, weightDecay: hyper.weightDecay, k, ranks: this.ranks.length, d,
+      perRank: rankReports(encoded.results, reduced?.ranks), main: ms, bytes, mainTensors: tf.memory().numTensors,
       attention: { tileIndices: Array.from(plan.tileIndices), scores: Array.from(agg.scores) },
-      replicaDrift: drift,
-      wallMs: performance.now() - wall0,
-      frozenEncoder: frozen,
-      reduction: this.shared ? 'shared' : 'star',
+      replicaDrift: drift, wallMs: performance.now() - wall0, frozenEncoder: frozen, reduction: this.shared ? 'shared' : 'star',
     };
   }
 
-  /** Star reduction: shares to the main context, the sum back to every replica. Returns checksums. */
-  private async backwardStar(step: number, ranks: number[], grads: Float32Array[], hyper: Hyper, main: Partial<Record<Phase, number>>, bytes: Partial<Record<Phase, number>>, perRank: RankStepReport[], featShape: string): Promise<Float64Array[]> {
+  /** [k_r, D] the rows of `featureGrad` [K, D] at `slots`, in their order. */
+  private rowsOf(featureGrad: Float32Array, slots: Int32Array): Float32Array {
+    const d = this.d;
+    const rows = new Float32Array(slots.length * d);
+    slots.forEach((slot, i) => rows.set(featureGrad.subarray(slot * d, (slot + 1) * d), i * d));
+    return rows;
+  }
+
+  /** The largest relative checksum difference between replicas; throws above the tolerance. */
+  private checkReplicas(step: number, checksums: Float64Array[]): number {
+    let drift = 0;
+    for (const c of checksums) drift = Math.max(drift, checksumDrift(c, checksums[0]));
+    if (drift > DRIFT_TOLERANCE) throw new ReplicaDriftError(step, drift);
+    return drift;
+  }
+
+  /** Star reduction: shares to the main context, the sum back to every replica. */
+  private async reduceStar({ phases, grads, hyper, scatter }: BackwardHalf): Promise<Reduced> {
     const n = this.ranks.length;
-    const t0 = performance.now();
-    const backs = await Promise.all(ranks.map((r, i) => this.ranks[r].backward({ grad: grads[i] })));
-    main.scatter = Math.max(0, performance.now() - t0 - Math.max(...backs.map((b) => b.ms.recompute)));
-    await this.options.onPhase?.({ step, phase: 'scatter', at: 'end', shape: featShape, bytes: bytes.scatter });
-    backs.forEach((b) => (perRank[b.rank].ms.recompute = b.ms.recompute));
-    await this.options.onPhase?.({ step, phase: 'recompute', at: 'end' });
+    const backward = await timed(() => Promise.all(grads.map(({ rank, grad }) => this.ranks[rank].backward({ grad }))));
+    const backs = backward.value;
+    const scatterMs = beyondSlowest(backward.ms, backs.map((b) => b.ms.recompute));
+    await phases.ended('scatter', scatter);
+    await phases.ended('recompute');
 
     // Reduce: the full encoder gradient is the SUM of the ranks' shares (no 1/N: we sum ourselves).
     const p = backs[0].grads.length;
-    const [summed, reduceMs] = await this.phase(step, 'reduce', async () => {
+    const shares: Crossing = { shape: `[P=${p}] float32 x ${n}`, bytes: float32Bytes(p) * n * 2 }; // shares in, sum out
+    const reduce = await phases.run('reduce', async () => {
       const sum = new Float32Array(p); // [P]
       for (const b of [...backs].sort((a, c) => a.rank - c.rank)) for (let i = 0; i < p; i++) sum[i] += b.grads[i];
       return sum;
-    }, `[P=${p}] float32 x ${n}`, f32(p) * n * 2);
-    main.reduce = reduceMs;
-    bytes.reduce = f32(p) * n * 2; // shares in, sum out
+    }, shares);
+    const summed = reduce.value;
     if (this.options.keepGradients) this.lastEncoderGrad = summed.slice();
 
     // Every replica applies the identical update.
-    const [applied, optMs] = await this.phase(step, 'optimizer', () =>
+    const update = await phases.run('optimizer', () =>
       Promise.all(this.ranks.map((r, i) => r.apply({ grads: i === n - 1 ? summed : summed.slice(), lr: hyper.lr, weightDecay: hyper.weightDecay }))),
     );
-    main.optimizer = optMs;
-    applied.forEach((a) => {
-      perRank[a.rank].ms.optimizer = a.ms.optimizer;
-      perRank[a.rank].numTensors = a.numTensors;
-    });
-    return applied.map((a) => a.checksum);
+    const recompute = new Map(backs.map((b) => [b.rank, b.ms.recompute]));
+    return {
+      checksums: update.value.map((a) => a.checksum),
+      ms: { scatter: scatterMs, reduce: reduce.ms, optimizer: update.ms },
+      bytes: { scatter: scatter.bytes, reduce: shares.bytes },
+      ranks: update.value.map((a) => ({ rank: a.rank, ms: { recompute: recompute.get(a.rank), optimizer: a.ms.optimizer }, numTensors: a.numTensors })),
+    };
   }
 
   /** Shared-memory reduction: ranks backprop, sum in a SharedArrayBuffer and update in one call. */
-  private async backwardShared(step: number, ranks: number[], grads: Float32Array[], hyper: Hyper, main: Partial<Record<Phase, number>>, bytes: Partial<Record<Phase, number>>, perRank: RankStepReport[], featShape: string): Promise<Float64Array[]> {
-    const t0 = performance.now();
-    const done = await Promise.all(ranks.map((r, i) => this.ranks[r].backwardApply({ grad: grads[i], lr: hyper.lr, weightDecay: hyper.weightDecay })));
-    const slowest = Math.max(...done.map((b) => b.ms.recompute + b.ms.reduce + b.ms.optimizer));
-    main.scatter = Math.max(0, performance.now() - t0 - slowest);
-    main.reduce = 0; // nothing crosses the main context; the ranks' own reduce times are in perRank
-    bytes.reduce = 0;
-    for (const phase of ['scatter', 'recompute', 'reduce', 'optimizer'] as const) await this.options.onPhase?.({ step, phase, at: 'end', ...(phase === 'scatter' ? { shape: featShape, bytes: bytes.scatter } : {}) });
-    done.forEach((b) => {
-      Object.assign(perRank[b.rank].ms, b.ms);
-      perRank[b.rank].numTensors = b.numTensors;
-    });
+  private async reduceShared({ phases, grads, hyper, scatter }: BackwardHalf): Promise<Reduced> {
+    const call = await timed(() => Promise.all(grads.map(({ rank, grad }) => this.ranks[rank].backwardApply({ grad, lr: hyper.lr, weightDecay: hyper.weightDecay }))));
+    const done = call.value;
+    const scatterMs = beyondSlowest(call.ms, done.map((b) => b.ms.recompute + b.ms.reduce + b.ms.optimizer));
+    await phases.ended('scatter', scatter);
+    for (const phase of ['recompute', 'reduce', 'optimizer'] as const) await phases.ended(phase);
     if (this.options.keepGradients) this.lastEncoderGrad = sharedSum(this.shared!).slice();
-    return done.map((b) => b.checksum);
+    return {
+      checksums: done.map((b) => b.checksum),
+      // Nothing crosses the main context in the reduce; the ranks' own reduce times are in `ranks`.
+      ms: { scatter: scatterMs, reduce: 0 },
+      bytes: { scatter: scatter.bytes, reduce: 0 },
+      ranks: done.map((b) => ({ rank: b.rank, ms: b.ms, numTensors: b.numTensors })),
+    };
   }
 
   /** Asks every rank to start decoding its tiles of training step `step` (fire and forget). */

@@ -1,18 +1,13 @@
 // Cancellation helpers: every long lab call takes an AbortSignal. A worker that is busy in a long
 // call cannot be interrupted, so `abortable` stops *waiting* for it at once; the caller then
 // terminates (or resets) the worker.
+import { abortError } from '../core/abort.ts';
 import { RankError } from './guard.ts';
 
-export function abortError(reason = 'aborted'): DOMException {
-  return new DOMException(reason, 'AbortError');
-}
+export { abortError, throwIfAborted } from '../core/abort.ts';
 
 /** An AbortError, or a rank call that failed because its caller aborted. */
 export const isAbort = (e: unknown): boolean => (e as { name?: string })?.name === 'AbortError' || (e instanceof RankError && /abort/i.test(e.reason));
-
-export function throwIfAborted(signal?: AbortSignal): void {
-  if (signal?.aborted) throw signal.reason ?? abortError();
-}
 
 /**
  * Settles with `work`, or rejects with the signal's reason as soon as it aborts (whatever comes

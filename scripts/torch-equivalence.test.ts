@@ -32,7 +32,8 @@ import { inProcessRanks } from '../src/transport/in-process.ts';
 import { writeSafetensors } from '../src/core/weights/index.ts';
 import { exportTorchRun } from './export-torch.ts';
 
-const PYTHON = '/usr/bin/python3';
+/** Debian's python3-torch lives in /usr/bin/python3 (the python3 on PATH may be another one); SLIDE_LAB_PYTHON picks another. */
+const PYTHON = process.env.SLIDE_LAB_PYTHON ?? '/usr/bin/python3';
 const torchCheck = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8', timeout: 120_000 });
 const TORCH_OK = torchCheck.status === 0;
 const SKIP_REASON = `${PYTHON} cannot import torch (${(torchCheck.stderr || torchCheck.error?.message || '').trim().split('\n').at(-1) || 'not found'}); install Debian's python3-torch (npm test does as root)`;

@@ -45,8 +45,6 @@ export class LabSession extends Emitter<LabEvents> {
   lastCheckpoint: { step: number; savedAt: number } | null = null;
   equivalenceRows: EquivalenceRow[] = [];
   experimentRows: ExperimentRow[] = [];
-  /** Teaching mode: pause after each phase until continuePhase(). */
-  teaching = false;
   /** The pretrained encoder file loaded in this page (a link names it but cannot carry it). */
   readonly pretrained = new PretrainedSlot();
   /** Restoring a checkpoint: its weights replace the initial ones, so a missing pretrained file is fine. */
@@ -69,24 +67,18 @@ export class LabSession extends Emitter<LabEvents> {
     this.lab = settings.lab;
     this.preset = settings.preset;
     const session = this;
-    this.loop = new TrainingLoop({
-      get state() { return session.state; },
-      get teaching() { return session.teaching; },
-      get trainer() { return session.trainer; },
-      get lastError() { return session.lastError; },
-      checkpointEvery: deps.checkpointEvery ?? 1,
-      setState: (s) => this.setState(s),
-      emit: (kind, value) => this.emit(kind, value),
-      fail: (e, where) => this.fail(e, where),
-      setError: (e) => {
-        this.lastError = e;
-        this.emit('error', e);
+    this.loop = new TrainingLoop(
+      {
+        get trainer() {
+          return session.trainer;
+        },
+        ensureTrainer: (signal) => this.ensureTrainer(signal),
+        discardRun: () => this.discardRun(),
+        saveCheckpoint: () => this.saveCheckpoint(),
+        emit: (kind, value) => this.emit(kind, value),
       },
-      clearError: () => this.clearError(),
-      ensureTrainer: (signal) => this.ensureTrainer(signal),
-      discardRun: () => this.discardRun(),
-      saveCheckpoint: () => this.saveCheckpoint(),
-    });
+      { checkpointEvery: deps.checkpointEvery ?? 1 },
+    );
   }
 
   get hash(): string {
@@ -97,19 +89,28 @@ export class LabSession extends Emitter<LabEvents> {
     return ACTIVE_STATES.includes(this.state);
   }
 
+  /** Teaching mode: pause after each phase until continuePhase(). */
+  get teaching(): boolean {
+    return this.loop.teaching;
+  }
+
+  /** Every event goes out here; `state` and `lastError` follow their events. */
+  override emit<K extends keyof LabEvents>(kind: K, value: LabEvents[K]): void {
+    if (kind === 'state') this.state = value as LabState;
+    if (kind === 'error') this.lastError = value as LabError | null;
+    super.emit(kind, value);
+  }
+
   private setState(s: LabState): void {
-    this.state = s;
     this.emit('state', s);
   }
 
   /** Records an error for the UI (where it happened, in words). */
   fail(e: unknown, where: string): void {
-    this.lastError = describeError(e, where);
-    this.emit('error', this.lastError);
+    this.emit('error', describeError(e, where));
   }
 
   clearError(): void {
-    this.lastError = null;
     this.emit('error', null);
   }
 
@@ -272,8 +273,7 @@ export class LabSession extends Emitter<LabEvents> {
   }
 
   setTeaching(on: boolean): void {
-    this.teaching = on;
-    if (!on) this.continuePhase();
+    this.loop.setTeaching(on);
   }
 
   // ---- checkpoints -----------------------------------------------------------------------------

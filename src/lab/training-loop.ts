@@ -6,27 +6,24 @@ import type { PhaseEvent } from '../core/report.ts';
 import { abortable, abortError, isAbort } from './abort.ts';
 import { RankError } from './guard.ts';
 import type { Trainer } from './run.ts';
-import type { LabError, LabEvents, LabState } from './session-types.ts';
+import { describeError, type LabError, type LabEvents, type LabState } from './session-types.ts';
 
-/** What the loop needs from the session. */
+/** What the loop needs from the session: the run's trainer, checkpoints, and one sink for what the user sees. */
 export interface LoopHost {
-  readonly state: LabState;
-  readonly teaching: boolean;
+  /** The live run's trainer (null when none). */
   readonly trainer: Trainer | null;
-  readonly lastError: LabError | null;
-  /** Save a checkpoint every this many steps (and at every evaluation, the end and each pause). */
-  readonly checkpointEvery: number;
-  setState(s: LabState): void;
-  emit<K extends keyof LabEvents>(kind: K, value: LabEvents[K]): void;
-  fail(e: unknown, where: string): void;
-  /** Replaces the current error (to add the step and slide to a rank's error). */
-  setError(e: LabError): void;
-  clearError(): void;
   /** The live run's trainer, created (workers started) when there is none. */
   ensureTrainer(signal: AbortSignal): Promise<Trainer>;
   /** Disposes the live run's engine and workers. */
   discardRun(): Promise<void>;
   saveCheckpoint(): Promise<void>;
+  /** The session's state, events and errors ('error' with null clears the error). */
+  emit<K extends keyof LabEvents>(kind: K, value: LabEvents[K]): void;
+}
+
+export interface LoopOptions {
+  /** Save a checkpoint every this many steps (and at every evaluation, the end and each pause). */
+  checkpointEvery: number;
 }
 
 /** How long stop() waits for the step in flight before it terminates the workers. */
@@ -45,8 +42,24 @@ export class TrainingLoop {
   private wake: (() => void) | null = null;
   /** Teaching mode: the phase the step is held at, and what lets it go on. */
   private held: { event: PhaseEvent; release: () => void } | null = null;
+  /** Teaching mode: hold the step at each phase's end until continuePhase(). */
+  private teachingMode = false;
+  /** The state this loop last reported. */
+  private state: LabState | null = null;
 
-  constructor(private readonly host: LoopHost) {}
+  constructor(
+    private readonly host: LoopHost,
+    private readonly options: LoopOptions,
+  ) {}
+
+  get teaching(): boolean {
+    return this.teachingMode;
+  }
+
+  setTeaching(on: boolean): void {
+    this.teachingMode = on;
+    if (!on) this.continuePhase();
+  }
 
   /** Whether a loop is live (running, paused, or starting). */
   get active(): boolean {
@@ -74,7 +87,7 @@ export class TrainingLoop {
   pause(): void {
     if (!this.loop) return;
     this.pauseRequested = true;
-    if (this.host.state === 'running') this.host.setState('pausing');
+    if (this.state === 'running') this.setState('pausing');
   }
 
   resume(): void {
@@ -98,7 +111,7 @@ export class TrainingLoop {
   /** Stops the run: the step in flight is dropped; the last checkpoint keeps what was done. */
   async stop(): Promise<void> {
     if (!this.loop) return;
-    this.host.setState('stopping');
+    this.setState('stopping');
     this.abort?.abort(abortError('stopped by the user'));
     this.continuePhase();
     this.wakeLoop();
@@ -114,7 +127,7 @@ export class TrainingLoop {
 
   /** Engine phase hook: in teaching mode, holds the step at each phase's end. */
   async onPhase(e: PhaseEvent): Promise<void> {
-    const waiting = this.host.teaching && e.at === 'end' && !this.abort?.signal.aborted;
+    const waiting = this.teachingMode && e.at === 'end' && !this.abort?.signal.aborted;
     this.host.emit('phase', { ...e, waiting });
     if (waiting) await new Promise<void>((release) => (this.held = { event: e, release }));
   }
@@ -128,6 +141,11 @@ export class TrainingLoop {
     held.release();
   }
 
+  private setState(s: LabState): void {
+    this.state = s;
+    this.host.emit('state', s);
+  }
+
   private wakeLoop(): void {
     const w = this.wake;
     this.wake = null;
@@ -136,25 +154,25 @@ export class TrainingLoop {
 
   private run(onReady?: (t: Trainer | null) => void): void {
     const host = this.host;
-    host.clearError();
+    host.emit('error', null);
     this.abort = new AbortController();
     this.kill = new AbortController();
     const signal = this.abort.signal;
     const kill = this.kill.signal;
     this.loop = (async () => {
-      host.setState('starting');
+      this.setState('starting');
       let trainer: Trainer | null = null;
       try {
         trainer = await host.ensureTrainer(signal);
         onReady?.(trainer);
-        host.setState('running');
+        this.setState('running');
         while (!trainer.done) {
           if (this.pauseRequested || this.budget <= 0) {
             await host.saveCheckpoint();
-            host.setState('paused');
+            this.setState('paused');
             await new Promise<void>((resolve) => (this.wake = resolve));
             if (signal.aborted) break;
-            host.setState('running');
+            this.setState('running');
           }
           if (signal.aborted) break;
           const { report, eval: ev } = await abortable(trainer.step(signal, false, (done, total) => host.emit('evalProgress', { done, total })), kill);
@@ -162,23 +180,23 @@ export class TrainingLoop {
           host.emit('step', report);
           if (ev) host.emit('eval', ev);
           host.emit('progress', trainer.progress());
-          if (ev || trainer.done || trainer.engine.step % host.checkpointEvery === 0) await host.saveCheckpoint();
+          if (ev || trainer.done || trainer.engine.step % this.options.checkpointEvery === 0) await host.saveCheckpoint();
         }
         if (signal.aborted) {
           await host.discardRun();
-          host.setState('stopped');
+          this.setState('stopped');
         } else {
-          host.setState('done');
+          this.setState('done');
         }
       } catch (e) {
         onReady?.(null);
         if (signal.aborted && isAbort(e)) {
           await host.discardRun();
-          host.setState('stopped');
+          this.setState('stopped');
         } else {
-          this.report(e, trainer);
+          host.emit('error', failure(e, trainer));
           await host.discardRun();
-          host.setState('error');
+          this.setState('error');
         }
       } finally {
         this.loop = null;
@@ -187,14 +205,14 @@ export class TrainingLoop {
       }
     })();
   }
+}
 
-  /** A failed step says where: the rank and call, the step, the slide. */
-  private report(e: unknown, trainer: Trainer | null): void {
-    if (!trainer) return this.host.fail(e, 'starting the ranks');
-    const step = trainer.engine.step;
-    const slide = trainer.engine.sampler.plan(step).slide.id;
-    if (!(e instanceof RankError)) return this.host.fail(e, `step ${step} (slide ${slide})`);
-    this.host.fail(e, 'rank');
-    this.host.setError({ ...this.host.lastError!, where: `${this.host.lastError!.where} (step ${step}, slide ${slide})` });
-  }
+/** A failed start or step, in words: where (the rank and call, the step, the slide) and why. */
+function failure(e: unknown, trainer: Trainer | null): LabError {
+  if (!trainer) return describeError(e, 'starting the ranks');
+  const step = trainer.engine.step;
+  const slide = trainer.engine.sampler.plan(step).slide.id;
+  if (!(e instanceof RankError)) return describeError(e, `step ${step} (slide ${slide})`);
+  const error = describeError(e, 'rank');
+  return { ...error, where: `${error.where} (step ${step}, slide ${slide})` };
 }

@@ -8,6 +8,7 @@ import { syntheticSlides } from './tiles.ts';
 import { inProcessRanks } from '../transport/in-process.ts';
 import { delegateRank, type RankApi } from './protocol.ts';
 import type { PhaseEvent } from './report.ts';
+import { mean } from './stats.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -54,7 +55,6 @@ describe('engine (in-process ranks, cpu backend)', () => {
     const losses: number[] = [];
     for (let i = 0; i < engine.totalSteps; i++) losses.push((await engine.trainStep()).loss);
     const per = engine.sampler.stepsPerEpoch;
-    const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
     const first = mean(losses.slice(0, per));
     const last = mean(losses.slice(-per));
     expect(last).toBeLessThan(first * 0.8);

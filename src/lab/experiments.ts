@@ -10,6 +10,7 @@ import { Trainer, type EvalSummary } from './run.ts';
 import { toCsv } from './export.ts';
 import { RankPool } from './rank-pool.ts';
 import { abortable, throwIfAborted } from './abort.ts';
+import { mean } from '../core/stats.ts';
 
 export interface ExperimentRow {
   experiment: 'k-sweep' | 'frozen-vs-e2e';
@@ -51,8 +52,6 @@ export interface ExperimentOptions {
   onStep?: (variant: string, step: number, total: number, loss: number) => void;
   onRow?: (row: ExperimentRow) => void;
 }
-
-const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
 /** One run of an experiment; `reused()` says, once its ranks are up, whether they were warm. */
 async function runOne(o: ExperimentOptions, makeRanks: (n: number) => RankApi[], reused: () => boolean, cfg: Config, experiment: ExperimentRow['experiment'], variant: string): Promise<ExperimentRow> {

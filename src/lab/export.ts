@@ -6,6 +6,7 @@ import type { ParamSpec } from '../core/params.ts';
 import { sizeOf } from '../core/params.ts';
 import type { RankInfo } from '../core/protocol.ts';
 import { PHASES } from '../core/report.ts';
+import { mean, median } from '../core/stats.ts';
 import type { RunHistory } from './run.ts';
 
 export interface MetricsJson {
@@ -21,13 +22,6 @@ export interface MetricsJson {
   evals: { epoch: number; step: number; auc: number; aucLower: number; aucUpper: number; trainLoss: number; slides: { slide: string; label: number; prob: number }[] }[];
   summary: { steps: number; firstLoss: number; lastLoss: number; finalTrainLoss: number; finalAuc: number; tilesPerSec: number; medianTilesPerSec: number; backend: string[]; adapters: string[] };
 }
-
-const median = (xs: number[]) => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
 export function metricsJson(history: RunHistory, cfg: Config, hash: string, ranks: RankInfo[]): MetricsJson {
   const steps = history.steps.map((s) => ({

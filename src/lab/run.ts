@@ -9,6 +9,7 @@ import { rocBootstrap, rocCurve, type RocPoint } from '../core/metrics.ts';
 import type { DataSet } from './dataset.ts';
 import { guardRank, terminateAll } from './guard.ts';
 import { abortable, throwIfAborted } from './abort.ts';
+import { mean, median } from '../core/stats.ts';
 
 export interface EvalSummary extends EvalReport {
   /** Mean training loss over the epoch that just ended (NaN if none). */
@@ -51,13 +52,6 @@ export interface TrainerOptions {
   /** [P] initial encoder weights (a pretrained encoder); absent: the seed's random init. */
   encoderWeights?: Float32Array;
 }
-
-const median = (xs: number[]) => {
-  if (!xs.length) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
 
 export function summarizeEval(report: EvalReport, trainLosses: number[], seed: number, rounds = 200): EvalSummary {
   const scores = report.slides.map((s) => s.prob);

@@ -188,7 +188,10 @@ export async function exportTorchRun(argument: string, options: { out: string; m
     'Any N works: `--nproc_per_node N+1` splits the K tiles over N encoder ranks (the sum of their gradients does not depend on N).',
     '`result/` then holds checkpoint.safetensors (lab names and layouts), optimizer.safetensors, model.json + weights.bin',
     "(the lab's weights format) and metrics.json (the lab's metrics JSON). `python -m slidelab.train --help` lists the options.",
-    ...(data.kind === 'files' ? ['', 'Slide files: needs openslide-python (`pip install openslide-python openslide-bin`); `--slides-root <dir>` when the files moved.'] : []),
+    ...(data.kind === 'files' ? ['', 'Slide files: openslide-python (`pip install openslide-python openslide-bin`) reads any slide; without it Pillow reads small ones. `--slides-root <dir>` when the files moved.'] : []),
+    '',
+    "PyTorch 1.13 on Python 3.11 (Debian 12's python3-torch): torchrun stops with `AttributeError: 'NoneType' object has no attribute 'get'`;",
+    '`python3 -m slidelab.launch` takes the same arguments and mends that.',
     '',
   ].join('\n'));
   return { dir, command, config, lab, hash, slides: data.slides, stepsPerEpoch: spe, issues };

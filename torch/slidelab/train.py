@@ -407,12 +407,15 @@ class Trainer:
             recompute_s = time.perf_counter() - t0
             reduce_s, opt_s = self.reduce_and_apply(hyper["lr"], hyper["weightDecay"])
             drift = self.drift()
-            if self.args.trace:
-                t = [("slots", slots.astype(np.int32)), ("input", x), ("features", feats.detach().to("cpu").numpy()), ("featureGrad", g.to("cpu").numpy())]
-                if self.rank == 1:
+        if self.args.trace:
+            t = [("slots", slots.astype(np.int32)), ("input", x), ("features", feats.detach().to("cpu").numpy())]
+            if not self.frozen:
+                t.append(("featureGrad", g.to("cpu").numpy()))
+            if self.rank == 1:
+                if not self.frozen:
                     t += [(f"grad.{s['name']}", to_lab_layout(self.summed[s["name"]])) for s in self.run.enc_specs]
-                    t += [(f"param.{n}", v) for n, v in self.params.lab_values().items()]
-                write_safetensors(os.path.join(self.args.trace, f"step-{step:04d}.rank{self.rank}.safetensors"), t, {"step": step})
+                t += [(f"param.{n}", v) for n, v in self.params.lab_values().items()]
+            write_safetensors(os.path.join(self.args.trace, f"step-{step:04d}.rank{self.rank}.safetensors"), t, {"step": step})
         stats[:7] = torch.tensor([decode_s, forward_s, recompute_s, reduce_s, opt_s, drift, len(slots)], dtype=torch.float64)
         dist.gather(stats, None, dst=0)
         return None

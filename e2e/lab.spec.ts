@@ -183,7 +183,7 @@ describe('Slide Lab in Chromium with 2 Web Worker ranks on WebGPU', () => {
   it('a tiny K sweep runs both values on one set of warm workers, fills its chart and table, and exports its CSV', async () => {
     // The equivalence preset's tiny model on synthetic slides; K = 2 and 4, 2 steps each.
     await page.evaluate(() => (location.hash = '#preset=equivalence&sweep=2,4&expSteps=2&panel=experiments'));
-    await waitLab(page, "lab.lab.sweep.join(',') === '2,4' && lab.lab.expSteps === 2 && lab.data && lab.state === 'ready'", 30_000);
+    await waitLab(page, "lab.options.sweep.join(',') === '2,4' && lab.options.expSteps === 2 && lab.data && lab.state === 'ready'", 30_000);
     await clickSurvivingReload(page, '[data-testid=run-ksweep]', "lab.state === 'busy' || lab.experimentRows.length > 0");
     await waitLab(page, "lab.state === 'ready' && (lab.experimentRows.length === 2 || lab.lastError)", 300_000);
     const rows = await page.evaluate(() => (window as any).slideLab.experimentRows.map((r: any) => ({ k: r.k, steps: r.steps, losses: r.losses, reused: r.reusedRanks, wallMs: r.wallMs })));

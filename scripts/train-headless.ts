@@ -85,7 +85,7 @@ try {
       const h = lab.history;
       const last = h.steps[h.steps.length - 1];
       const ranks = lab.rankInfo.map((r: any) => `rank ${r.rank} ${r.backend}${r.adapter ? ` (${[r.adapter.vendor, r.adapter.architecture].filter(Boolean).join(' ')})` : ''}${r.fallbackReason ? ` [${r.fallbackReason}]` : ''}`);
-      if (lab.main) ranks.unshift(`main context ${lab.main.backend} (${lab.main.why})`);
+      if (lab.mainBackend) ranks.unshift(`main context ${lab.mainBackend.backend} (${lab.mainBackend.why})`);
       return {
         hl: (window as any).__headless, state: lab.state, error: lab.lastError, ranks,
         step: last ? { step: last.step, epoch: last.epoch, loss: last.loss, slide: last.slideId, wallMs: last.wallMs, k: last.k } : null,
@@ -117,7 +117,7 @@ try {
 
   const result = await page.evaluate((m) => {
     const lab = (window as any).slideLab;
-    return { mode: m, state: lab.state, error: lab.lastError, main: lab.main, metrics: lab.metricsJson(), equivalence: lab.equivalenceRows, experiments: lab.experimentRows };
+    return { mode: m, state: lab.state, error: lab.lastError, main: lab.mainBackend, metrics: lab.metricsJson(), equivalence: lab.equivalenceRows, experiments: lab.experimentRows };
   }, mode);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify({ kind: 'slide-lab-headless', url, elapsedS: (Date.now() - t0) / 1000, ...result }, null, 1));

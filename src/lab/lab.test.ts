@@ -217,12 +217,12 @@ describe('LabSession (in-process ranks, cpu backend, synthetic slides)', () => {
     await lab.loadDefaultData();
     await lab.step();
     await until(() => lab.state === 'paused');
-    expect(lab.main).toMatchObject({ backend: 'cpu', choice: 'cpu', why: 'test: cpu' });
+    expect(lab.mainBackend).toMatchObject({ backend: 'cpu', choice: 'cpu', why: 'test: cpu' });
     await lab.stop();
-    lab.setSettings(lab.config, { ...lab.lab, mainBackend: 'auto' });
+    lab.setSettings(lab.config, { ...lab.options, mainBackend: 'auto' });
     await lab.step();
     await until(() => lab.state === 'paused');
-    expect(lab.main).toMatchObject({ choice: 'auto', why: 'test: auto' });
+    expect(lab.mainBackend).toMatchObject({ choice: 'auto', why: 'test: auto' });
     expect(calls).toEqual(['cpu|cpu', 'cpu|auto']);
     await lab.stop();
   }, 60_000);

@@ -31,12 +31,13 @@ export type { ExperimentKind, LabError, LabEvents, LabState, MainBackendInfo, Se
 
 export class LabSession extends Emitter<LabEvents> {
   config: Config;
-  lab: LabOptions;
+  /** The lab's own settings beside the training config (data set, sweep, panel, main-context backend...). */
+  options: LabOptions;
   preset: string | null = null;
   state: LabState = 'empty';
   data: DataSet | null = null;
   /** The main context's backend (the aggregator's), once a run or job has set it up. */
-  main: MainBackendInfo | null = null;
+  mainBackend: MainBackendInfo | null = null;
   rankInfo: RankInfo[] = [];
   /** The live run (null when none); its history stays in `history` after it ends. */
   trainer: Trainer | null = null;
@@ -53,7 +54,7 @@ export class LabSession extends Emitter<LabEvents> {
   private readonly loop: TrainingLoop;
   private busyAbort: AbortController | null = null;
   /** The settings (ranks' backend | mainBackend) the main context's backend was set up for. */
-  private mainKey = '';
+  private mainBackendKey = '';
 
   constructor(private readonly deps: SessionDeps, hash = '') {
     super();
@@ -64,7 +65,7 @@ export class LabSession extends Emitter<LabEvents> {
       this.lastError = describeError(e, 'link');
     }
     this.config = settings.config;
-    this.lab = settings.lab;
+    this.options = settings.lab;
     this.preset = settings.preset;
     const session = this;
     this.loop = new TrainingLoop(
@@ -82,7 +83,7 @@ export class LabSession extends Emitter<LabEvents> {
   }
 
   get hash(): string {
-    return labHash({ config: this.config, lab: this.lab });
+    return labHash({ config: this.config, lab: this.options });
   }
 
   get running(): boolean {
@@ -122,15 +123,15 @@ export class LabSession extends Emitter<LabEvents> {
     this.setSettings(s.config, s.lab, s.preset);
   }
 
-  setSettings(config: Config, lab: LabOptions = this.lab, preset: string | null = null): void {
+  setSettings(config: Config, options: LabOptions = this.options, preset: string | null = null): void {
     if (this.running) throw new Error('stop the run before changing the configuration');
     const cfg = parseConfig(config);
     const changed = JSON.stringify(cfg) !== JSON.stringify(this.config);
     this.config = cfg;
-    this.lab = lab;
+    this.options = options;
     this.preset = preset;
     if (changed) void this.discardRun();
-    this.emit('config', { config: this.config, lab: this.lab, hash: this.hash });
+    this.emit('config', { config: this.config, lab: this.options, hash: this.hash });
   }
 
   // ---- data ------------------------------------------------------------------------------------
@@ -154,14 +155,14 @@ export class LabSession extends Emitter<LabEvents> {
   }
 
   loadDefaultData(): Promise<DataSet | null> {
-    return this.lab.data === 'synthetic' ? this.loadSynthetic() : this.loadDemo();
+    return this.options.data === 'synthetic' ? this.loadSynthetic() : this.loadDemo();
   }
 
   loadDemo(): Promise<DataSet | null> {
-    return this.setData(() => loadDemo(this.deps.demoUrl ?? '/demo/demo.json', this.lab.subset, this.deps.fetcher ?? fetch.bind(globalThis)));
+    return this.setData(() => loadDemo(this.deps.demoUrl ?? '/demo/demo.json', this.options.subset, this.deps.fetcher ?? fetch.bind(globalThis)));
   }
 
-  loadSynthetic(count = 16, seed = this.config.seed, tilesPerSlide = 32, subset = this.lab.subset): Promise<DataSet | null> {
+  loadSynthetic(count = 16, seed = this.config.seed, tilesPerSlide = 32, subset = this.options.subset): Promise<DataSet | null> {
     return this.setData(async () => loadSynthetic(count, seed, tilesPerSlide, subset));
   }
 
@@ -184,7 +185,7 @@ export class LabSession extends Emitter<LabEvents> {
     this.emit('log', `reading ${file}…`);
     try {
       const p = await this.pretrained.load(blob, file, this.config); // changes nothing when it throws
-      this.setSettings({ ...this.config, encoder: p.encoder, frozenEncoder: this.config.frozenEncoder }, this.lab, null);
+      this.setSettings({ ...this.config, encoder: p.encoder, frozenEncoder: this.config.frozenEncoder }, this.options, null);
       this.emit('pretrained', p);
       this.emit('log', `loaded ${file}`);
       return p;
@@ -197,27 +198,27 @@ export class LabSession extends Emitter<LabEvents> {
   /** Back to the seed's random encoder weights. */
   clearPretrained(): void {
     this.pretrained.clear();
-    this.setSettings({ ...this.config, encoder: { ...this.config.encoder, pretrained: '' } }, this.lab, null);
+    this.setSettings({ ...this.config, encoder: { ...this.config.encoder, pretrained: '' } }, this.options, null);
     this.emit('pretrained', null);
   }
 
   // ---- the live run ----------------------------------------------------------------------------
 
   /** Sets up the main context's backend when none is, or when its settings changed. */
-  private async ensureMain(): Promise<void> {
-    const key = `${this.config.backend}|${this.lab.mainBackend}`;
-    if (this.main && this.mainKey === key) return;
-    const choice = this.lab.mainBackend;
+  private async ensureMainBackend(): Promise<void> {
+    const key = `${this.config.backend}|${this.options.mainBackend}`;
+    if (this.mainBackend && this.mainBackendKey === key) return;
+    const choice = this.options.mainBackend;
     const info = await this.deps.setupMain(this.config.backend, choice);
-    this.main = { ...info, choice, why: info.why ?? `setting mainBackend=${choice}` };
-    this.mainKey = key;
+    this.mainBackend = { ...info, choice, why: info.why ?? `setting mainBackend=${choice}` };
+    this.mainBackendKey = key;
   }
 
   private async ensureTrainer(signal?: AbortSignal): Promise<Trainer> {
     if (this.trainer) return this.trainer;
     if (!this.data) throw new Error('load a data set first');
     await this.discardRun();
-    await this.ensureMain();
+    await this.ensureMainBackend();
     const encoderWeights = this.restoring && !this.pretrained.loaded ? undefined : await this.pretrained.weightsFor(this.config, signal);
     const trainer = await Trainer.create({
       cfg: this.config,
@@ -232,7 +233,7 @@ export class LabSession extends Emitter<LabEvents> {
     this.history = trainer.history;
     this.rankInfo = trainer.rankInfo;
     this.emit('run', this.history);
-    this.emit('ranks', { main: this.main, ranks: this.rankInfo });
+    this.emit('ranks', { main: this.mainBackend, ranks: this.rankInfo });
     this.emit('progress', trainer.progress());
     return trainer;
   }
@@ -307,8 +308,8 @@ export class LabSession extends Emitter<LabEvents> {
     if (this.running) throw new Error('stop the run before restoring a checkpoint');
     const s = parseLabHash(c.hash);
     this.config = s.config;
-    this.lab = s.lab;
-    this.emit('config', { config: this.config, lab: this.lab, hash: this.hash });
+    this.options = s.lab;
+    this.emit('config', { config: this.config, lab: this.options, hash: this.hash });
     const mismatch = dataMismatch(c, this.data);
     if (mismatch) {
       this.fail(new Error(mismatch), 'resume');
@@ -410,10 +411,10 @@ export class LabSession extends Emitter<LabEvents> {
     const abort = (this.busyAbort = new AbortController());
     this.setState('busy');
     try {
-      await this.ensureMain();
-      this.emit('ranks', { main: this.main, ranks: this.rankInfo });
+      await this.ensureMainBackend();
+      this.emit('ranks', { main: this.mainBackend, ranks: this.rankInfo });
       const encoderWeights = await this.pretrained.weightsFor(this.config, abort.signal);
-      return await job({ cfg: this.config, lab: this.lab, data: this.data, makeRanks: (n) => this.guarded(n), signal: abort.signal, encoderWeights });
+      return await job({ cfg: this.config, lab: this.options, data: this.data, makeRanks: (n) => this.guarded(n), signal: abort.signal, encoderWeights });
     } catch (e) {
       if (!abort.signal.aborted) this.fail(e, what);
       return null;
@@ -433,7 +434,7 @@ export class LabSession extends Emitter<LabEvents> {
   }
 
   /** N ranks against the single-graph reference, per step (the paper's gradient-equivalence figure). */
-  runEquivalence(steps = this.lab.eqSteps): Promise<EquivalenceRow[] | null> {
+  runEquivalence(steps = this.options.eqSteps): Promise<EquivalenceRow[] | null> {
     return this.busy('equivalence', (ctx) =>
       equivalenceJob(ctx, steps, this.deps.referenceTiles, (u) => {
         this.equivalenceRows = u.rows;

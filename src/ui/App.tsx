@@ -25,10 +25,10 @@ export function App() {
     const onHash = () => {
       if (location.hash === link) return;
       try {
-        const before = lab.lab.data;
+        const before = lab.options.data;
         lab.applyHash(location.hash);
         setLinkError(null);
-        if (lab.lab.data !== before || !lab.data) void lab.loadDefaultData();
+        if (lab.options.data !== before || !lab.data) void lab.loadDefaultData();
       } catch (e) {
         setLinkError((e as Error).message);
       }

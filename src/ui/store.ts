@@ -46,7 +46,7 @@ export class LabStore {
   constructor(readonly session: LabSession) {
     const s = session;
     this.snap = {
-      state: s.state, config: s.config, lab: s.lab, hash: s.hash, data: s.data, loading: null, main: s.main, ranks: s.rankInfo,
+      state: s.state, config: s.config, lab: s.options, hash: s.hash, data: s.data, loading: null, main: s.mainBackend, ranks: s.rankInfo,
       steps: [...s.history.steps], evals: [...s.history.evals], evalProgress: null, progress: null, phases: [], checkpoint: s.lastCheckpoint,
       error: s.lastError, equivalence: { rows: s.equivalenceRows, running: false }, experiment: null, experiments: {}, teaching: s.teaching, log: [],
       pretrained: s.pretrained.loaded,

@@ -151,7 +151,7 @@ export function parseLabHash(hash: string): LabSettings {
 }
 
 /** The full hash of a setting: the config keys that differ from the defaults, then lab keys. */
-export function labHash(settings: { config: Config; lab: LabOptions; preset?: string | null }): string {
+export function labHash(settings: { config: Config; lab: LabOptions }): string {
   const params = new URLSearchParams(configToHash(parseConfig(settings.config)).replace(/^#/, ''));
   const { lab } = settings;
   if (lab.data !== DEFAULT_LAB.data) params.set('data', lab.data);

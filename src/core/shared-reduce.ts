@@ -13,10 +13,6 @@ export interface SharedReduceBuffers {
   params: number;
 }
 
-export function sharedReduceAvailable(): boolean {
-  return typeof SharedArrayBuffer === 'function' && (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated !== false;
-}
-
 export function createSharedReduce(ranks: number, params: number): SharedReduceBuffers {
   return { grads: new SharedArrayBuffer(4 * (ranks + 1) * params), sync: new SharedArrayBuffer(8), ranks, params };
 }

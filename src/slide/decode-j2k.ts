@@ -17,9 +17,6 @@ import { SlideError } from './errors.ts';
 
 export type { OpenJpegModule } from '@cornerstonejs/codec-openjpeg/wasmjs';
 
-/** TIFF compression codes decoded as Aperio JPEG 2000: YCbCr (33003) and RGB (33005). */
-export const J2K_COMPRESSIONS: readonly number[] = [33003, 33005];
-
 /** What the main header of a codestream says about colour. */
 export interface J2kHeader {
   /** Subsampling (XRsiz, YRsiz) of each component. */

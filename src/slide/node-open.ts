@@ -1,6 +1,5 @@
 // Node only: opens a slide from a file path (fs random reads, never the whole file).
 import { open, stat } from 'node:fs/promises';
-import { basename } from 'node:path';
 import type { ByteSource } from './byte-source.ts';
 import { SlideError, throwIfAborted } from './errors.ts';
 import { openSlide, type OpenOptions, type SlideSource } from './source.ts';
@@ -45,8 +44,4 @@ export async function fileByteSource(path: string): Promise<ByteSource> {
 /** Opens the slide at `path`. The caller closes it. */
 export async function fromPath(path: string, options: OpenOptions = {}): Promise<SlideSource> {
   return openSlide(await fileByteSource(path), { ...options });
-}
-
-export function displayName(path: string): string {
-  return basename(path);
 }

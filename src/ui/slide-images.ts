@@ -56,9 +56,3 @@ export async function tileImage(data: DataSet, s: SlideInfo, index: number, size
   const region = await src.readRegion(level.index, Math.round(x / level.downsample), Math.round(y / level.downsample), lw, lh);
   return rgbToImageData(region.data, lw, lh);
 }
-
-export async function imageDataToCanvas(img: ImageData, canvas: HTMLCanvasElement): Promise<void> {
-  canvas.width = img.width;
-  canvas.height = img.height;
-  canvas.getContext('2d')!.putImageData(img, 0, 0);
-}

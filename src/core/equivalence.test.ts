@@ -4,7 +4,7 @@ import { parseConfig, type Config } from './config.ts';
 import { runEquivalence, TOLERANCE, type EquivalenceRow } from './equivalence.ts';
 import { syntheticSlides, SyntheticTiles } from './tiles.ts';
 import { inProcessRanks } from '../transport/in-process.ts';
-import type { RankApi } from './protocol.ts';
+import { delegateRank as delegate, type RankApi } from './protocol.ts';
 
 const slides = syntheticSlides(6, 11, 10);
 
@@ -16,15 +16,6 @@ async function equivalence(cfg: Config, wrap: (ranks: RankApi[]) => RankApi[] = 
   await tf.setBackend('cpu');
   const spec = { kind: 'synthetic' as const, seed: cfg.seed, slides };
   return runEquivalence({ cfg, slides, ranks: wrap(inProcessRanks(cfg.ranks)), tileSpec: spec, referenceTiles: new SyntheticTiles(cfg.seed, slides), steps });
-}
-
-/** A rank that forwards every call to `r`, except those overridden. */
-function delegate(r: RankApi, over: Partial<RankApi>): RankApi {
-  const base: RankApi = {
-    init: (x) => r.init(x), encode: (x) => r.encode(x), prefetch: (x) => r.prefetch(x), backward: (x) => r.backward(x), apply: (x) => r.apply(x), backwardApply: (x) => r.backwardApply(x),
-    getWeights: () => r.getWeights(), setWeights: (w) => r.setWeights(w), getOptimizerState: () => r.getOptimizerState(), setOptimizerState: (x) => r.setOptimizerState(x), memory: () => r.memory(), dispose: () => r.dispose(),
-  };
-  return { ...base, ...over };
 }
 
 function expectEquivalent(rows: EquivalenceRow[]): void {

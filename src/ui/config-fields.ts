@@ -1,6 +1,6 @@
 // The config form's fields, derived from the zod schema itself (src/core/config.ts): every leaf
 // with its path, kind (number, boolean, choice) and choices, so the form never drifts from it.
-import { ConfigSchema, DEFAULT_CONFIG } from '../core/config.ts';
+import { ConfigSchema } from '../core/config.ts';
 
 export interface Field {
   path: string;
@@ -58,8 +58,6 @@ export function setPath<T>(obj: T, path: string, value: unknown): T {
   node[keys[keys.length - 1]] = value;
   return copy as T;
 }
-
-export const DEFAULTS = DEFAULT_CONFIG;
 
 /** One line of help per field (the schema's comments, shortened). */
 export const HELP: Record<string, string> = {

@@ -5,10 +5,17 @@
 import { useEffect, useState } from 'react';
 import { useLab } from './store.ts';
 import { describePretrained, INPUT_NORMS } from '../core/pretrained.ts';
-import { estimateEncoderMemory, mib } from '../core/memory-estimate.ts';
+import { estimateEncoderMemory } from '../core/memory-estimate.ts';
 import { download } from './format.ts';
 
 const ACCEPT = '.safetensors,.bin,.pt,.pth';
+
+/** Bytes in the unit that keeps a small tensor from reading "0.0 MiB". */
+function bytes(n: number): string {
+  if (n < 2 ** 20) return `${Math.max(1, Math.round(n / 2 ** 10))} KiB`;
+  if (n < 2 ** 30) return `${(n / 2 ** 20).toFixed(n < 10 * 2 ** 20 ? 1 : 0)} MiB`;
+  return `${(n / 2 ** 30).toFixed(1)} GiB`;
+}
 
 /** The adapter's maxStorageBufferBindingSize in this page (null: no WebGPU here). */
 function useBindingLimit(): number | null {
@@ -33,12 +40,17 @@ export function PretrainedEncoderPanel() {
   const enc = snap.config.encoder;
   const memory = p && !missing ? estimateEncoderMemory(enc, snap.config.tileSize, snap.config.microBatch) : null;
   const tooBig = memory && limit !== null && memory.largestTensorBytes > limit;
+  // The last pick's failure, said here too, where the file was picked (the page's error bar may
+  // be scrolled away); it goes with that error (dismissed, or replaced by a later one).
+  const [failed, setFailed] = useState<string | null>(null);
+  const loadError = failed !== null && snap.error?.message === failed ? failed : null;
 
   const load = async (file: File | undefined) => {
     if (!file) return;
     setReading(true);
     try {
-      await lab.loadPretrained(file, file.name);
+      const loaded = await lab.loadPretrained(file, file.name);
+      setFailed(loaded ? null : (lab.lastError?.message ?? null));
     } finally {
       setReading(false);
     }
@@ -66,16 +78,34 @@ export function PretrainedEncoderPanel() {
           This configuration starts from the pretrained encoder <b>{wanted}</b>. A link cannot carry the file: choose it below (or drop it here) before training.
         </p>
       )}
-      <label className="button-like">
+      <label className="button">
         Load pretrained encoder…
-        <input type="file" accept={ACCEPT} data-testid="pretrained-input" disabled={locked} style={{ display: 'none' }} onChange={(e) => void load(e.target.files?.[0])} />
+        <input
+          type="file"
+          accept={ACCEPT}
+          data-testid="pretrained-input"
+          disabled={locked}
+          style={{ display: 'none' }}
+          onChange={(e) => {
+            void load(e.target.files?.[0]);
+            e.target.value = ''; // the same file can be picked again (after an error, or to re-map it)
+          }}
+        />
       </label>{' '}
       <span className="muted">.safetensors (F32, F16, BF16) or a PyTorch checkpoint (.bin, .pt, .pth): timm or Hugging Face ViT, torchvision ViT or ResNet-18/34/50.</span>
       {reading && <p data-testid="pretrained-reading">Reading the file…</p>}
+      {loadError && !reading && (
+        <p className="error" data-testid="pretrained-error">
+          {loadError}
+        </p>
+      )}
       {!p && !missing && <p className="muted" data-testid="pretrained-none">The encoder starts from the seed's random weights.</p>}
       {p && !missing && (
         <div data-testid="pretrained-info">
-          <p data-testid="pretrained-summary">{describePretrained({ ...p, encoder: enc })}</p>
+          <p data-testid="pretrained-summary">
+            <b>{p.file}</b>
+            {describePretrained({ ...p, encoder: enc }).slice(p.file.length)}
+          </p>
           {p.report.notes.length > 0 && (
             <ul className="muted" data-testid="pretrained-notes">
               {p.report.notes.map((n) => (
@@ -83,20 +113,22 @@ export function PretrainedEncoderPanel() {
               ))}
             </ul>
           )}
-          {p.report.unused.length > 0 && (
+          {p.report.unused.length > 0 ? (
             <details data-testid="pretrained-unused">
               <summary>{p.report.unused.length} tensors in the file are not used by this encoder</summary>
               <p className="muted">{p.report.unused.join(', ')}</p>
             </details>
+          ) : (
+            <p className="muted" data-testid="pretrained-unused">Every tensor in the file is used.</p>
           )}
           {memory && (
             <p data-testid="pretrained-memory">
-              Estimated memory per rank: weights, gradients and AdamW {mib(memory.parameterBytes)}; activations {mib(memory.activationBytes)} per micro-batch of {snap.config.microBatch}; largest tensor {mib(memory.largestTensorBytes)}.
+              Estimated memory per rank: weights, gradients and AdamW {bytes(memory.parameterBytes)}; activations {bytes(memory.activationBytes)} per micro-batch of {snap.config.microBatch}; largest tensor {bytes(memory.largestTensorBytes)}.
             </p>
           )}
           {tooBig && (
             <p className="warn" data-testid="pretrained-too-big">
-              One tensor of a micro-batch ({mib(memory!.largestTensorBytes)}) exceeds this adapter's largest storage binding ({mib(limit!)}): lower the micro-batch.
+              One tensor of a micro-batch ({bytes(memory!.largestTensorBytes)}) exceeds this adapter's largest storage binding ({bytes(limit!)}): lower the micro-batch.
             </p>
           )}
           <div className="row">

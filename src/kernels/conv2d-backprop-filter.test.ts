@@ -1,12 +1,18 @@
 // Our WebGPU Conv2DBackpropFilter against tfjs's cpu kernel, in Node on Dawn (`webgpu` package;
-// SwiftShader on a machine without a GPU). Skips, saying why, only if no adapter can be made.
+// SwiftShader on a machine without a GPU). The WebGPU cases are reported as skipped (not passed),
+// saying why, only if Dawn finds no adapter; with an adapter, a backend that is not webgpu fails.
 import { describe, expect, it } from 'vitest';
 import { tf } from '../core/tf.ts';
-import { checkFilterCase, FILTER_CASES } from './check.ts';
+import { nodeGpu } from '../runtime/node.ts';
+import { checkFilterCase, FILTER_CASES, outSize, withProgramLog } from './check.ts';
 import { activeTrainingKernels, planFilterGradient, registerTrainingKernels, setFilterPlanOptions, unregisterTrainingKernels } from './index.ts';
 import { useNodeWebGPU } from './node-test-setup.ts';
 
 const TOL = 1e-4;
+const OURS = 'slideLabConv2DDerFilterGemm';
+const SPLIT_SUM = 'slideLabSplitSum';
+// Decided before any test runs, so that without an adapter the count says "skipped".
+const adapter = await (await nodeGpu())?.requestAdapter({ powerPreference: 'high-performance' });
 const gpu = useNodeWebGPU(() => setFilterPlanOptions({ minReduction: 0 })); // exercise our kernel even on the smallest cases
 
 describe('planFilterGradient', () => {
@@ -22,29 +28,36 @@ describe('planFilterGradient', () => {
   });
 });
 
-describe('Conv2DBackpropFilter on WebGPU (ours) vs cpu backend', () => {
+describe.skipIf(!adapter)('Conv2DBackpropFilter on WebGPU (ours) vs cpu backend', () => {
   it.each(FILTER_CASES.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
-    if (!gpu.webgpu) return; // reported in beforeAll
+    expect(gpu.webgpu, 'Dawn found an adapter, so tfjs must run on webgpu').toBe(true);
     registerTrainingKernels({ enabled: true });
     expect(activeTrainingKernels()).toEqual(['Conv2DBackpropFilter', 'Conv2DBackpropInput']);
     const r = await checkFilterCase(c, 1000 + i);
-    console.log(`${c.name}: relL2 ${r.relL2.toExponential(2)} maxAbs ${r.maxAbs.toExponential(2)}`);
+    console.log(`${c.name}: relL2 ${r.relL2.toExponential(2)} maxAbs ${r.maxAbs.toExponential(2)} [${r.programs.join(', ')}]`);
+    // Our kernel ran (not only registered): its GEMM, and the split-K sum exactly when the plan splits.
+    const [kh, kw, ci, co] = c.filter;
+    const p = c.x[0] * outSize(c.x[1], kh, c.stride, c.pad) * outSize(c.x[2], kw, c.stride, c.pad);
+    const { splits } = planFilterGradient(kh * kw * ci, co, p);
+    expect(r.programs).toEqual([expect.stringContaining(OURS), ...(splits > 1 ? [SPLIT_SUM] : [])]);
     expect(r.relL2).toBeLessThan(TOL);
     expect(r.tensorsLeaked).toBe(0);
     expect(r.dataIdsLeaked).toBe(0); // the split-K partials were freed
   });
 
   it('the stock kernel is restored and agrees too (sanity of the harness)', async () => {
-    if (!gpu.webgpu) return;
+    expect(gpu.webgpu).toBe(true);
     unregisterTrainingKernels();
     expect(activeTrainingKernels()).toEqual([]);
     const r = await checkFilterCase(FILTER_CASES[1], 7);
+    expect(r.programs.length).toBeGreaterThan(0); // the stock kernel ran on webgpu...
+    expect(r.programs.some((k) => k.startsWith('slideLab'))).toBe(false); // ...and none of ours
     expect(r.relL2).toBeLessThan(TOL);
     registerTrainingKernels({ enabled: true });
   });
 
   it('gradients of a conv net through tf.grad match the cpu backend', async () => {
-    if (!gpu.webgpu) return;
+    expect(gpu.webgpu).toBe(true);
     registerTrainingKernels({ enabled: true });
     const rng = (n: number, s: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + s) * 0.5);
     const grads = async (backend: string) => {
@@ -62,7 +75,9 @@ describe('Conv2DBackpropFilter on WebGPU (ours) vs cpu backend', () => {
       return out;
     };
     const want = await grads('cpu');
-    const got = await grads('webgpu');
+    await tf.setBackend('webgpu'); // withProgramLog records the backend active when it starts
+    const { value: got, programs } = await withProgramLog(() => grads('webgpu'));
+    expect(programs.filter((k) => k.includes(OURS))).toHaveLength(2); // dW of both convs ran through our kernel
     for (let k = 0; k < 2; k++) {
       let d = 0;
       let nrm = 0;

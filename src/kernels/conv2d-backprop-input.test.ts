@@ -1,8 +1,10 @@
 // Our WebGPU Conv2DBackpropInput against tfjs's cpu kernel, in Node on Dawn (`webgpu` package;
 // SwiftShader on a machine without a GPU), and a small conv net's gradients through tf.grads with
-// both of our kernels. Skips, saying why, only if no adapter can be made.
+// both of our kernels. The WebGPU cases are reported as skipped (not passed), saying why, only if
+// Dawn finds no adapter; with an adapter, a backend that is not webgpu fails.
 import { describe, expect, it } from 'vitest';
 import { tf } from '../core/tf.ts';
+import { nodeGpu } from '../runtime/node.ts';
 import { checkInputCase, compare, INPUT_CASES, withProgramLog } from './check.ts';
 import {
   activeTrainingKernels, inputGradientWork, planInputGradient, registerTrainingKernels, setFilterPlanOptions, setInputPlanOptions,
@@ -12,6 +14,8 @@ import { useNodeWebGPU } from './node-test-setup.ts';
 
 const TOL = 1e-4;
 const OURS = 'slideLabConv2DDerInputGemm';
+// Decided before any test runs, so that without an adapter the count says "skipped".
+const adapter = await (await nodeGpu())?.requestAdapter({ powerPreference: 'high-performance' });
 const gpu = useNodeWebGPU(() => setInputPlanOptions({ minMacs: 0 })); // exercise our kernel even on the smallest cases
 
 const problem = (x: number[], k: number, ci: number, co: number, s: number): InputProblem => ({
@@ -35,9 +39,9 @@ describe('planInputGradient', () => {
   });
 });
 
-describe('Conv2DBackpropInput on WebGPU (ours) vs cpu backend', () => {
+describe.skipIf(!adapter)('Conv2DBackpropInput on WebGPU (ours) vs cpu backend', () => {
   it.each(INPUT_CASES.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
-    if (!gpu.webgpu) return; // reported in beforeAll
+    expect(gpu.webgpu, 'Dawn found an adapter, so tfjs must run on webgpu').toBe(true);
     registerTrainingKernels({ enabled: true });
     expect(activeTrainingKernels()).toEqual(['Conv2DBackpropFilter', 'Conv2DBackpropInput']);
     const r = await checkInputCase(c, 3000 + i);
@@ -49,7 +53,7 @@ describe('Conv2DBackpropInput on WebGPU (ours) vs cpu backend', () => {
   });
 
   it('keeps the stock kernel below the size threshold, and the stock kernel agrees too', async () => {
-    if (!gpu.webgpu) return;
+    expect(gpu.webgpu).toBe(true);
     registerTrainingKernels({ enabled: true });
     setInputPlanOptions({ minMacs: 1e12 });
     try {
@@ -68,7 +72,7 @@ describe('Conv2DBackpropInput on WebGPU (ours) vs cpu backend', () => {
   });
 
   it('falls back to the stock kernel for NCHW', async () => {
-    if (!gpu.webgpu) return;
+    expect(gpu.webgpu).toBe(true);
     registerTrainingKernels({ enabled: true });
     await tf.setBackend('webgpu');
     const { programs } = await withProgramLog(async () => {
@@ -84,7 +88,7 @@ describe('Conv2DBackpropInput on WebGPU (ours) vs cpu backend', () => {
   });
 
   it('gradients of a conv net through tf.grads match the cpu backend with both kernels ours', async () => {
-    if (!gpu.webgpu) return;
+    expect(gpu.webgpu).toBe(true);
     registerTrainingKernels({ enabled: true });
     setFilterPlanOptions({ minReduction: 0 });
     const rng = (n: number, s: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + s) * 0.5);

@@ -23,6 +23,31 @@ const filterGrad = (c: (typeof CASES)[number], i: number) => tf.tidy(() => {
   return tf.grad((w) => tf.sum(tf.mul(tf.conv2d(x, w as tf.Tensor4D, c.stride, c.pad), dy)))(w0); // Conv2DBackpropFilter
 });
 
+/**
+ * Runs `f` with our cpu kernel `name` registered and counts, by wrapping both in the registry,
+ * the calls that reach ours and the calls that reach the stock kernel (which ours falls back to):
+ * a registered kernel that never ran, or fell back, shows in the counts.
+ */
+function countKernelCalls<T>(name: 'Conv2DBackpropFilter' | 'BatchMatMul', f: () => T): { value: T; ours: number; stock: number } {
+  unregisterCpuTrainingKernels();
+  const stockConfig = tf.getKernel(name, 'cpu')!;
+  const counts = { ours: 0, stock: 0 };
+  const swap = (kernelFunc: tf.KernelFunc) => {
+    tf.unregisterKernel(name, 'cpu');
+    tf.registerKernel({ ...stockConfig, kernelFunc });
+  };
+  swap((args) => { counts.stock++; return stockConfig.kernelFunc(args); });
+  registerCpuTrainingKernels(); // ours, with the counting stock kernel as its fallback
+  const oursConfig = tf.getKernel(name, 'cpu')!;
+  swap((args) => { counts.ours++; return oursConfig.kernelFunc(args); });
+  try {
+    return { value: f(), ...counts };
+  } finally {
+    unregisterCpuTrainingKernels(); // puts the counting stock kernel back...
+    swap(stockConfig.kernelFunc); // ...and then the real one
+  }
+}
+
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
@@ -37,6 +62,12 @@ describe('Conv2DBackpropFilter on the cpu backend (ours) vs tfjs stock', () => {
     const before = tf.memory().numTensors;
     const ours = filterGrad(c, i);
     expect(tf.memory().numTensors).toBe(before + 1); // only the result: nothing leaked
+    // Ours ran (not only registered), once, and did not hand the work to the stock kernel.
+    const counted = countKernelCalls('Conv2DBackpropFilter', () => filterGrad(c, i));
+    expect({ ours: counted.ours, stock: counted.stock }).toEqual({ ours: 1, stock: 0 });
+    expect(Array.from(counted.value.dataSync())).toEqual(Array.from(ours.dataSync()));
+    counted.value.dispose();
+    registerCpuTrainingKernels();
     const relL2 = tf.tidy(() => tf.norm(tf.sub(ours, stock)).div(tf.norm(stock)).dataSync()[0]);
     expect(relL2).toBeLessThan(1e-5);
     tf.dispose([stock, ours]);
@@ -79,8 +110,9 @@ describe('BatchMatMul on the cpu backend (ours) vs tfjs stock', () => {
     });
     unregisterCpuTrainingKernels();
     const want = run();
+    const { value: got, ours, stock } = countKernelCalls('BatchMatMul', run);
+    expect({ ours, stock }).toEqual({ ours: 1, stock: 0 }); // ours did the product, not the fallback
     registerCpuTrainingKernels();
-    const got = run();
     expect(got.shape).toEqual(want.shape);
     const relL2 = tf.tidy(() => tf.norm(tf.sub(got, want)).div(tf.norm(want)).dataSync()[0]);
     expect(relL2).toBeLessThan(1e-6);

@@ -3,28 +3,35 @@
 import { useEffect, useMemo, useState } from 'react';
 import { ConfigError, parseConfig } from '../core/config.ts';
 import { useLab } from './store.ts';
-import { configFields, getPath, HELP, setPath } from './config-fields.ts';
+import { configFields, draftOf, FIELD_META, groupFields, HELP, labelOf, rawFromDraft, relevantFor, type Field } from './config-fields.ts';
 import { MAIN_BACKENDS, PRESETS, type MainBackend } from '../lab/presets.ts';
 import { PretrainedEncoderPanel } from './PretrainedEncoder.tsx';
 
 export function SetupPanel() {
   const { lab, snap } = useLab();
   const fields = useMemo(configFields, []);
+  const groups = useMemo(() => groupFields(fields), [fields]);
   const [draft, setDraft] = useState<Record<string, string>>({});
   const [problems, setProblems] = useState<Record<string, string>>({});
   const [applied, setApplied] = useState(false);
+  const [showAll, setShowAll] = useState(false);
   const locked = lab.running;
 
   useEffect(() => {
-    setDraft(Object.fromEntries(fields.map((f) => [f.path, String(getPath(snap.config, f.path))])));
+    setDraft(draftOf(fields, snap.config));
     setProblems({});
   }, [snap.config, fields]);
 
+  // Which fields show follows the kind picked in the form, before Apply.
+  const kind = draft['encoder.kind'] ?? snap.config.encoder.kind;
+  const otherKind = fields.filter((f) => !relevantFor(f.path, kind)).length;
+  const paths = new Set(fields.map((f) => f.path));
+  const general = Object.entries(problems).filter(([k]) => !paths.has(k));
+
   const apply = () => {
-    let raw: unknown = {};
-    for (const f of fields) raw = setPath(raw as Record<string, unknown>, f.path, draft[f.path]);
+    // Every field goes in, shown or hidden: hiding a field never drops its value.
     try {
-      const cfg = parseConfig(raw);
+      const cfg = parseConfig(rawFromDraft(fields, draft));
       lab.setSettings(cfg, snap.lab, null);
       setProblems({});
       setApplied(true);
@@ -33,6 +40,67 @@ export function SetupPanel() {
       if (e instanceof ConfigError) setProblems(Object.fromEntries(e.problems.map((p) => [p.field, p.message])));
       else setProblems({ '(config)': (e as Error).message });
     }
+  };
+
+  const shown = (f: Field) => showAll || relevantFor(f.path, kind) || f.path in problems;
+
+  const renderField = (f: Field) => {
+    const value = draft[f.path] ?? '';
+    const problem = problems[f.path];
+    const id = `cfg-${f.path}`;
+    const relevant = relevantFor(f.path, kind);
+    const set = (v: string) => setDraft({ ...draft, [f.path]: v });
+    const label = (
+      <label htmlFor={id} title={f.path}>
+        {labelOf(f.path)}
+      </label>
+    );
+    const key = (
+      <code className="key" title={`config key (URL: #${f.path}=…)`}>
+        {f.path}
+      </code>
+    );
+    return (
+      <div
+        key={f.path}
+        className={`field${problem ? ' invalid' : ''}${relevant ? '' : ' other-kind'}${f.kind === 'boolean' ? ' boolean' : ''}`}
+        hidden={!shown(f)}
+        data-field={f.path}
+      >
+        {f.kind === 'boolean' ? (
+          <div className="field-head">
+            <span className="check">
+              <input id={id} data-testid={id} type="checkbox" disabled={locked} checked={value === 'true'} onChange={(e) => set(String(e.target.checked))} />
+              {label}
+            </span>
+            {key}
+          </div>
+        ) : (
+          <>
+            <div className="field-head">
+              {label}
+              {key}
+            </div>
+            {f.kind === 'choice' ? (
+              <select id={id} data-testid={id} disabled={locked} value={value} onChange={(e) => set(e.target.value)}>
+                {f.choices!.map((c) => (
+                  <option key={c}>{c}</option>
+                ))}
+              </select>
+            ) : (
+              <input id={id} data-testid={id} type="text" inputMode={f.path === 'encoder.pretrained' || f.path === 'encoder.mean' || f.path === 'encoder.std' ? 'text' : 'decimal'} disabled={locked} value={value} onChange={(e) => set(e.target.value)} />
+            )}
+          </>
+        )}
+        {problem ? (
+          <span className="error" data-testid={`problem-${f.path}`}>
+            {f.path}: {problem}
+          </span>
+        ) : HELP[f.path] ? (
+          <span className="help">{HELP[f.path]}</span>
+        ) : null}
+      </div>
+    );
   };
 
   return (
@@ -58,37 +126,43 @@ export function SetupPanel() {
           apply();
         }}
       >
-        {fields.map((f) => {
-          const value = draft[f.path] ?? '';
-          const problem = problems[f.path];
-          const id = `cfg-${f.path}`;
-          return (
-            <div key={f.path} className={`field${problem ? ' invalid' : ''}`}>
-              <label htmlFor={id}>{f.path}</label>
-              {f.kind === 'boolean' ? (
-                <input id={id} data-testid={id} type="checkbox" disabled={locked} checked={value === 'true'} onChange={(e) => setDraft({ ...draft, [f.path]: String(e.target.checked) })} />
-              ) : f.kind === 'choice' ? (
-                <select id={id} data-testid={id} disabled={locked} value={value} onChange={(e) => setDraft({ ...draft, [f.path]: e.target.value })}>
-                  {f.choices!.map((c) => (
-                    <option key={c}>{c}</option>
-                  ))}
-                </select>
-              ) : (
-                <input id={id} data-testid={id} type="text" inputMode="decimal" disabled={locked} value={value} onChange={(e) => setDraft({ ...draft, [f.path]: e.target.value })} />
-              )}
-              {problem ? <span className="error" data-testid={`problem-${f.path}`}>{f.path}: {problem}</span> : HELP[f.path] ? <span className="help">{HELP[f.path]}</span> : null}
+        {groups.map(({ group, fields: own }) => (
+          <fieldset key={group} className="config-group" data-testid={`config-group-${group.toLowerCase()}`}>
+            <legend>{group}</legend>
+            {group === 'Model' && (
+              <div className="row config-toolbar">
+                <label className="muted">
+                  <input type="checkbox" data-testid="config-show-all" checked={showAll} onChange={(e) => setShowAll(e.target.checked)} /> Show all encoder fields
+                </label>
+                <span className="muted" data-testid="config-hidden-note">
+                  {showAll ? `(greyed: not used by ${kind})` : `(${otherKind} fields that ${kind} does not use are hidden; their values are kept)`}
+                </span>
+              </div>
+            )}
+            <div className="config-grid">
+              {sections(own).flatMap(({ title, fields: inSection }) => [
+                ...(title ? [<h4 key={`s-${title}`} className="config-section" hidden={!inSection.some(shown)}>{title}</h4>] : []),
+                ...inSection.map(renderField),
+              ])}
             </div>
-          );
-        })}
-        {problems['(config)'] && <p className="error">{problems['(config)']}</p>}
+          </fieldset>
+        ))}
+        {general.map(([k, message]) => (
+          <p key={k} className="error">
+            {k === '(config)' ? message : `${k}: ${message}`}
+          </p>
+        ))}
         <div className="row">
           <button type="submit" data-testid="apply-config" disabled={locked}>Apply</button>
           {locked && <span className="muted">Stop the run to change the configuration.</span>}
           {applied && <span data-testid="config-applied">applied</span>}
         </div>
       </form>
-      <div className="field" data-testid="main-backend-field">
-        <label htmlFor="main-backend">main context backend</label>
+      <div className="field main-backend" data-testid="main-backend-field">
+        <div className="field-head">
+          <label htmlFor="main-backend" title="mainBackend">Main context backend</label>
+          <code className="key" title="lab option (URL: #mainBackend=…); applies at once">mainBackend</code>
+        </div>
         <select
           id="main-backend"
           data-testid="main-backend"
@@ -101,13 +175,24 @@ export function SetupPanel() {
           ))}
         </select>
         <span className="help">
-          The main context runs only the aggregator. auto = the cpu backend on a software WebGPU adapter (SwiftShader) or with cpu ranks, else WebGPU.
+          Applies at once. The main context runs only the aggregator. auto = the cpu backend on a software WebGPU adapter (SwiftShader) or with cpu ranks, else WebGPU.
         </span>
       </div>
       <h3>Ranks</h3>
       <RankList />
     </section>
   );
+}
+
+/** A group's fields cut where FIELD_META starts a section. */
+function sections(fields: Field[]): { title: string | undefined; fields: Field[] }[] {
+  const out: { title: string | undefined; fields: Field[] }[] = [];
+  for (const f of fields) {
+    const title = FIELD_META[f.path]?.section;
+    if (title || !out.length) out.push({ title, fields: [] });
+    out[out.length - 1].fields.push(f);
+  }
+  return out;
 }
 
 /** The main context's backend, or the setting that will choose it at the first step. */

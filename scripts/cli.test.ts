@@ -9,6 +9,7 @@ const CLIS: [string, string][] = [
   ['demo', 'scripts/make-demo.ts'],
   ['fixtures', 'scripts/make-fixtures.ts'],
   ['train:headless', 'scripts/train-headless.ts'],
+  ['equivalence', 'scripts/equivalence.ts'],
 ];
 
 const run = (file: string, ...args: string[]) => spawnSync('npx', ['tsx', file, ...args], { encoding: 'utf8', timeout: 60_000 });

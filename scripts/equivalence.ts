@@ -3,7 +3,6 @@
 // reference from the same seed, and prints the paper's gradient-equivalence figures (tracked
 // layers) and the worst figure over every parameter of encoder and aggregator, with its name.
 // Exits 1 if any figure exceeds its tolerance (every parameter: the bound of the backend used).
-import { parseArgs } from 'node:util';
 import { tf } from '../src/core/tf.ts';
 import { ConfigError, parseConfig } from '../src/core/config.ts';
 import { EVERY_PARAM_TOLERANCE, runEquivalence, TOLERANCE, type EquivalenceRow } from '../src/core/equivalence.ts';
@@ -11,26 +10,30 @@ import { syntheticSlides, SyntheticTiles } from '../src/core/tiles.ts';
 import { setupNodeBackend } from '../src/runtime/node.ts';
 import { inProcessRanks } from '../src/transport/in-process.ts';
 import { nodeWorkerRanks } from '../src/transport/node-worker.ts';
+import { parseCli, usageExit } from './lib/cli.ts';
 
-const { values } = parseArgs({
-  options: {
-    ranks: { type: 'string', default: '1,2,4' },
-    steps: { type: 'string', default: '5' },
-    json: { type: 'boolean', default: false },
-    backend: { type: 'string', default: 'cpu' },
-    transport: { type: 'string', default: 'worker' },
-    reduction: { type: 'string', default: 'star' },
-    tiles: { type: 'string', default: '10' },
-    'tile-size': { type: 'string', default: '16' },
-    'micro-batch': { type: 'string', default: '2' },
-    encoder: { type: 'string', default: 'tiny-cnn' },
-    seed: { type: 'string', default: '7' },
-  },
-});
+const USAGE = `usage: npm run equivalence -- [--ranks 1,2,4] [--steps 5] [--json] [--backend cpu|webgpu] [--transport in-process|worker]
+       [--reduction star|shared] [--tiles 10] [--tile-size 16] [--micro-batch 2] [--encoder tiny-cnn|resnet|tv-resnet|vit] [--seed 7]
+N ranks against the single-graph reference from the same seed; exits 1 when a figure exceeds its tolerance.`;
+
+const parsed = parseCli(process.argv.slice(2), {
+  ranks: { type: 'string', default: '1,2,4' },
+  steps: { type: 'string', default: '5' },
+  json: { type: 'boolean', default: false },
+  backend: { type: 'string', default: 'cpu' },
+  transport: { type: 'string', default: 'worker' },
+  reduction: { type: 'string', default: 'star' },
+  tiles: { type: 'string', default: '10' },
+  'tile-size': { type: 'string', default: '16' },
+  'micro-batch': { type: 'string', default: '2' },
+  encoder: { type: 'string', default: 'tiny-cnn' },
+  seed: { type: 'string', default: '7' },
+}, USAGE);
+if (parsed.positionals.length) usageExit(`unexpected argument '${parsed.positionals[0]}'`, USAGE);
+const values = parsed.values as Record<'ranks' | 'steps' | 'backend' | 'transport' | 'reduction' | 'tiles' | 'tile-size' | 'micro-batch' | 'encoder' | 'seed', string> & { json: boolean };
 
 function fail(message: string): never {
-  console.error(`equivalence: ${message}`);
-  process.exit(2);
+  return usageExit(message, USAGE);
 }
 
 const rankCounts = values.ranks.split(',').map(Number);

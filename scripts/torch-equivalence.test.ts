@@ -8,7 +8,7 @@
 // Needs /usr/bin/python3 with torch (Debian's python3-torch; scripts/ensure-system.mjs installs it
 // as root); skips, saying so, when it cannot import torch.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -388,4 +388,51 @@ describe('the PyTorch encoders against the lab encoders (features and gradients 
       expect(r.worstGrad < TOLERANCE.grad || r.gradTfjsVs64 <= 4 * r.gradTorchVs64 + 1e-7, `${c.name}: ${JSON.stringify(r)}`).toBe(true);
     }
   }, 120_000);
+});
+
+describe('a torchrun run comes back into the lab', () => {
+  it.skipIf(!TORCH_OK)(named('checkpoint.safetensors + metrics.json import: weights, history and heatmaps; the lab re-validates it to the same probabilities'), async () => {
+    const dir = join(work, 'run');
+    const result = join(dir, 'result');
+    // The main test above trained it; run it here when this test runs alone.
+    if (!existsSync(join(result, 'metrics.json'))) {
+      if (!existsSync(join(dir, 'config.json'))) await exportTorchRun(HASH, { out: dir });
+      const r = await torchrun(dir, ['--steps', String(STEPS), '--out', 'result']);
+      expect(r.code, r.out).toBe(0);
+    }
+    const { LabSession } = await import('../src/lab/session.ts');
+    const { MemoryCheckpointStore } = await import('../src/lab/checkpoints.ts');
+    const lab = new LabSession({
+      makeRanks: (n) => inProcessRanks(n),
+      setupMain: async () => {
+        await tf.setBackend('cpu');
+        return { backend: 'cpu', adapter: null };
+      },
+      store: new MemoryCheckpointStore(),
+      referenceTiles: (spec) => new SyntheticTiles((spec as { seed: number }).seed, (spec as { slides: SlideEntry[] }).slides),
+    });
+    const files = ['checkpoint.safetensors', 'metrics.json'].map((name) => ({ name, blob: new Blob([readFileSync(join(result, name))]) }));
+    // a file of another run is refused, naming it, and changes nothing
+    expect(await lab.importRun([{ name: 'other.safetensors', blob: new Blob([writeSafetensors([{ name: 'enc.conv1.w', shape: [1], data: new Float32Array(1) }])]) }])).toBe(false);
+    expect(lab.lastError?.message).toMatch(/other\.safetensors/);
+    expect(await lab.importRun(files)).toBe(true);
+    const t0 = Date.now();
+    while (lab.state !== 'paused' && Date.now() - t0 < 60_000) await new Promise((r) => setTimeout(r, 20));
+    expect(lab.state).toBe('paused');
+    const metrics = JSON.parse(readFileSync(join(result, 'metrics.json'), 'utf8'));
+    expect(lab.hash).toContain('data=synthetic');
+    expect(lab.trainer!.engine.step).toBe(STEPS);
+    expect(lab.history.steps.map((s) => s.loss)).toEqual(metrics.steps.map((s: { loss: number }) => s.loss));
+    const imported = lab.history.evals.at(-1)!;
+    expect(imported.slides.every((s) => s.attention.scores.length > 0)).toBe(true); // the heatmaps' data
+    // Re-validated here, with the imported weights: the same probabilities and attention as torch's.
+    await lab.evaluateNow();
+    const here = lab.history.evals.at(-1)!;
+    const probDiff = Math.max(...here.slides.map((s) => Math.abs(s.prob - imported.slides.find((x) => x.slideId === s.slideId)!.prob)));
+    const attnDiff = Math.max(...here.slides.map((s) => normalizedL1(s.attention.scores, imported.slides.find((x) => x.slideId === s.slideId)!.attention.scores)));
+    console.log(`torch -> lab round trip: ${here.slides.length} validation slides, P(positive) |diff| ${probDiff.toExponential(2)}, attention scores normalised L1 ${attnDiff.toExponential(2)}, AUC ${here.auc.toFixed(3)} (torch ${imported.auc.toFixed(3)})`);
+    expect(probDiff).toBeLessThan(1e-4);
+    expect(attnDiff).toBeLessThan(1e-4);
+    await lab.stop();
+  });
 });

@@ -23,6 +23,7 @@ import { Trainer, type RunHistory } from './run.ts';
 import { ACTIVE_STATES, describeError, type ExperimentKind, type LabError, type LabEvents, type LabState, type MainBackendInfo, type SessionDeps } from './session-types.ts';
 import { TrainingLoop } from './training-loop.ts';
 import { PretrainedSlot } from './pretrained.ts';
+import { readImportedRun, type ImportedRun } from './run-import.ts';
 import { exportPretrained, type PretrainedEncoder } from '../core/pretrained.ts';
 import { writeSafetensors } from '../core/weights/index.ts';
 import { unpack } from '../core/params.ts';
@@ -338,6 +339,60 @@ export class LabSession extends Emitter<LabEvents> {
       this.setState('error');
       return false;
     }
+  }
+
+  /**
+   * Brings back a run trained elsewhere (PyTorch torch.distributed: `python -m slidelab.train`
+   * writes checkpoint.safetensors + metrics.json in the lab's names): its configuration, weights
+   * and history, paused at its step; the charts, ROC and heatmaps show it, Evaluate re-validates it
+   * here, and training can go on. On a bad file the error names it and nothing changes.
+   */
+  async importRun(files: { name: string; blob: Blob }[]): Promise<boolean> {
+    if (this.running) {
+      this.fail(new Error('stop the run before importing another'), 'import a run');
+      return false;
+    }
+    let run: ImportedRun;
+    try {
+      run = await readImportedRun(files);
+    } catch (e) {
+      this.fail(e, 'import a run');
+      return false;
+    }
+    const s = parseLabHash(run.hash);
+    this.config = s.config;
+    this.options = s.lab;
+    this.emit('config', { config: this.config, lab: this.options, hash: this.hash });
+    if (!(await this.loadDefaultData())) return false; // the run's data set, as its hash names it
+    this.setState('starting');
+    try {
+      this.restoring = true;
+      const trainer = await this.ensureTrainer().finally(() => (this.restoring = false));
+      trainer.engine.setAggregatorWeights(run.aggregator);
+      await trainer.engine.setEncoderWeights(run.encoder);
+      trainer.engine.step = Math.min(run.step, trainer.total);
+      trainer.history.steps.push(...run.history.steps);
+      trainer.history.evals.push(...run.history.evals);
+      for (const st of run.history.steps) this.emit('step', st);
+      for (const ev of run.history.evals) this.emit('eval', ev);
+      this.emit('progress', trainer.progress());
+      this.emit('log', `imported a ${run.source} run at step ${run.step}`);
+      void this.loop.park();
+      return true;
+    } catch (e) {
+      this.fail(e, 'import a run');
+      await this.discardRun();
+      this.setState('error');
+      return false;
+    }
+  }
+
+  /** Validates the current model on the validation slides now (the ROC and the heatmaps follow). */
+  async evaluateNow(): Promise<void> {
+    const t = this.trainer;
+    if (!t || this.running) throw new Error(t ? 'pause the run first' : 'no model yet: train, resume or import a run');
+    const ev = await t.evaluate(undefined, (done, total) => this.emit('evalProgress', { done, total }));
+    this.emit('eval', ev);
   }
 
   // ---- exports ---------------------------------------------------------------------------------

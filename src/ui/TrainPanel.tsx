@@ -61,6 +61,11 @@ export function TrainPanel() {
   };
   const importWeights = async (files: FileList | null) => {
     const list = Array.from(files ?? []);
+    if (list.some((f) => f.name.endsWith('.safetensors'))) {
+      // A run trained elsewhere (PyTorch torch.distributed): checkpoint.safetensors [+ metrics.json]
+      const ok = await lab.importRun(list.map((f) => ({ name: f.name, blob: f })));
+      return setNote(ok ? `imported the run in ${list.map((f) => f.name).join(' + ')}` : (lab.lastError?.message ?? 'import failed'));
+    }
     const json = list.find((f) => f.name.endsWith('.json'));
     const bin = list.find((f) => f.name.endsWith('.bin'));
     if (!json || !bin) return setNote('select both model.json and weights.bin');
@@ -126,9 +131,17 @@ export function TrainPanel() {
         <button data-testid="export-csv" disabled={!snap.steps.length} onClick={() => download('slide-lab-metrics.csv', lab.metricsCsv(), 'text/csv')}>Metrics CSV</button>
         <button data-testid="export-json" disabled={!snap.steps.length} onClick={() => download('slide-lab-metrics.json', JSON.stringify(lab.metricsJson(), null, 1), 'application/json')}>Metrics JSON</button>
         <button data-testid="export-weights" disabled={!snap.steps.length && !snap.checkpoint} onClick={() => void exportWeights()}>Export weights</button>
-        <label className="button">
+        <button
+          data-testid="btn-evaluate"
+          disabled={snap.state !== 'paused'}
+          title="Validate the current model now (ROC, AUC and the attention heatmaps), e.g. after importing a run"
+          onClick={() => lab.evaluateNow().catch((e: Error) => setNote(e.message))}
+        >
+          Evaluate now
+        </button>
+        <label className="button" title="model.json + weights.bin (this lab's export), or a run trained elsewhere: checkpoint.safetensors [+ metrics.json] from python -m slidelab.train">
           Import weights…
-          <input type="file" multiple hidden accept=".json,.bin" onChange={(e) => void importWeights(e.target.files)} />
+          <input type="file" multiple hidden accept=".json,.bin,.safetensors" data-testid="import-weights" onChange={(e) => void importWeights(e.target.files)} />
         </label>
         {note && <span data-testid="train-note">{note}</span>}
       </div>

@@ -12,10 +12,10 @@
 // Starts its own Vite dev server (or uses SLIDE_LAB_URL).
 import { parseArgs } from 'node:util';
 import os from 'node:os';
-import { launch, chromiumArgs, CHROMIUM } from '../e2e/browser.ts';
+import { launch, chromiumArgs, CHROMIUM } from '../tools/chromium.ts';
 import type { KernelRow } from './lib/kernel-bench.ts';
 import { fmt, table } from './lib/stats.ts';
-import { startLabServer } from '../e2e/dev-server.ts';
+import { startLabServer } from '../tools/lab-server.ts';
 import { ensureFixtures } from '../scripts/make-fixtures.ts';
 import type { DecodeBenchResult } from '../e2e/pages/bench-decode.ts';
 import type { DecodePathRow } from './lib/engine-bench.ts';

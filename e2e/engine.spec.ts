@@ -1,7 +1,7 @@
 // The engine in headless Chromium: 2 Web Worker ranks, each with its own WebGPU device
 // (SwiftShader here, a real GPU with SLIDE_LAB_GPU=1), against the single-graph reference.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestPage, type TestPage } from './browser.ts';
+import { openTestPage, type TestPage } from '../tools/chromium.ts';
 import { TOLERANCE, trackedLayers } from '../src/core/equivalence.ts';
 import { parseConfig } from '../src/core/config.ts';
 

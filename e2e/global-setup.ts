@@ -1,5 +1,5 @@
 // Starts one Vite dev server for all browser tests; its URL reaches the specs as SLIDE_LAB_URL.
-import { startLabServer, type LabServer } from './dev-server.ts';
+import { startLabServer, type LabServer } from '../tools/lab-server.ts';
 
 let server: LabServer | undefined;
 

@@ -1,7 +1,7 @@
 // Our WebGPU Conv2DBackpropFilter and Conv2DBackpropInput in headless Chromium (SwiftShader here; a real GPU with
 // SLIDE_LAB_GPU=1) against tfjs's cpu kernel on the same random inputs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTestPage, withTimeout, type TestPage } from './browser.ts';
+import { openTestPage, withTimeout, type TestPage } from '../tools/chromium.ts';
 
 let t: TestPage;
 

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { artifactPath, launch, labUrl, watchPage } from './browser.ts';
+import { artifactPath, launch, labUrl, watchPage } from '../tools/chromium.ts';
 import { clickSurvivingReload, csvRecords, downloadsOf, figures, mean, paintedPixels, waitLab } from './lab-page.ts';
 import { TOLERANCE } from '../src/core/equivalence.ts';
 import { PHASES } from '../src/core/report.ts';

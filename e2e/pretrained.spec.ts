@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
-import { artifactPath, launch, labUrl, watchPage } from './browser.ts';
+import { artifactPath, launch, labUrl, watchPage } from '../tools/chromium.ts';
 import { downloadsOf, figures, waitLab } from './lab-page.ts';
 import { openWeightFile } from '../src/core/weights/index.ts';
 

@@ -4,7 +4,7 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixtures } from '../scripts/make-fixtures.ts';
-import { labUrl, launch, watchPage } from './browser.ts';
+import { labUrl, launch, watchPage } from '../tools/chromium.ts';
 import type { DecodeReport } from './pages/slide-decode.worker.ts';
 
 let browser: Browser;

@@ -7,7 +7,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const DIRS = ['src', 'workers', 'scripts', 'bench', 'e2e'];
+const DIRS = ['src', 'workers', 'scripts', 'bench', 'e2e', 'tools'];
 const SOURCE = /\.(ts|tsx|mts|mjs)$/;
 
 function files(dir: string): string[] {

@@ -3,12 +3,12 @@
 //   npm run train:headless -- first-look [--out artifacts/headless-metrics.json] [--mode train|equivalence|k-sweep|frozen-vs-e2e] [--timeout-s 3600]
 //   npm run train:headless -- '#tiles=32&ranks=2&data=synthetic'
 // Uses SLIDE_LAB_URL when set (an already running lab), else starts Vite's dev server.
-// SLIDE_LAB_GPU=1 selects the real-GPU Chromium flags (see e2e/browser.ts).
+// SLIDE_LAB_GPU=1 selects the real-GPU Chromium flags (see tools/chromium.ts).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { launch } from '../e2e/browser.ts';
+import { launch } from '../tools/chromium.ts';
 import { labHash, settingsFromArgument } from '../src/lab/presets.ts';
-import { startLabServer } from '../e2e/dev-server.ts';
+import { startLabServer } from '../tools/lab-server.ts';
 import { numberOf, parseCli, usageExit } from './lib/cli.ts';
 
 type Mode = 'train' | 'equivalence' | 'k-sweep' | 'frozen-vs-e2e';

@@ -1,3 +1,4 @@
+// Shared by the browser tests (e2e/), the headless runner (scripts/) and the browser benchmark (bench/).
 // One way to reach the lab for browser tests, the headless runner and the browser benchmark:
 // SLIDE_LAB_URL when set (an already running lab, e.g. on GPU CI), else Vite's dev server on a
 // free loopback port, without file watching (an edit elsewhere must not reload a page mid-run).

@@ -1,3 +1,4 @@
+// Shared by the browser tests (e2e/), the headless runner (scripts/) and the browser benchmark (bench/).
 // Launches Debian's Chromium through playwright-core with WebGPU enabled. Never downloads a browser.
 // SLIDE_LAB_GPU=1 selects flags for a real GPU (GPU CI); the default is SwiftShader's CPU adapter.
 import { chromium, type Browser, type Page } from 'playwright-core';

@@ -24,7 +24,7 @@ afterAll(async () => {
 
 describe('engine in Chromium with Web Worker ranks on WebGPU', () => {
   it('matches the single-graph reference with 2 ranks, each on its own adapter', async () => {
-    const result = await t.page.evaluate(() => (window as any).slideLabTest.run({ ranks: 2, steps: 3, backend: 'webgpu' }));
+    const result = await t.page.evaluate(() => (window as any).slideLabTest.run({ ranks: 2, steps: 3, backend: 'webgpu', trainSteps: 3 }));
     console.log(JSON.stringify({ main: result.main, ranks: result.ranks, rows: result.rows, stepMs: result.steps.map((s: any) => s.wallMs) }, null, 1));
     expect(result.crossOriginIsolated).toBe(true);
     expect(result.main.backend).toBe('webgpu');
@@ -34,10 +34,21 @@ describe('engine in Chromium with Web Worker ranks on WebGPU', () => {
     for (const row of result.rows) {
       expect(row.lossDiff).toBeLessThan(TOLERANCE.loss);
       for (const v of [...Object.values(row.param), ...Object.values(row.grad)] as number[]) expect(v).toBeLessThan(TOLERANCE.grad);
+      // every parameter of encoder and aggregator, not only the tracked three, within the webgpu bound
+      expect(Object.keys(row.every.param).length).toBeGreaterThan(3);
+      expect(row.every.backend).toBe('webgpu');
+      expect(row.every.zeroGrad).toEqual([]);
+      expect(row.every.pass, `${row.every.worstParam.name} ${row.every.worstParam.value}, ${row.every.worstGrad.name} ${row.every.worstGrad.value}`).toBe(true);
     }
     for (const step of result.steps) {
       expect(step.perRank).toHaveLength(2);
       expect(step.replicaDrift).toBeLessThanOrEqual(1e-6);
+    }
+    // Tensor hygiene: live tensors are flat from step to step in both workers and in the page.
+    const [first, ...rest] = result.steps;
+    for (const step of rest) {
+      expect(step.mainTensors).toBe(first.mainTensors);
+      for (const r of step.perRank) expect(r.numTensors).toBe(first.perRank[r.rank].numTensors);
     }
   }, 600_000);
 

@@ -17,7 +17,7 @@ export default defineConfig({
   optimizeDeps: {
     // Scan the rank worker's imports at start, so the first Train click does not make the dev
     // server discover and optimise tfjs/geotiff and reload the page.
-    entries: ['index.html', 'workers/*.worker.ts', 'e2e/pages/*.html'],
+    entries: ['index.html', 'workers/*.worker.ts', 'e2e/pages/*.html', 'bench/pages/*.html'],
     exclude: ['webgpu'],
     include: ['@cornerstonejs/codec-openjpeg/wasmjs'],
   },

@@ -6,7 +6,7 @@
 // WebGPU here, a real GPU with SLIDE_LAB_GPU=1). kernels: Conv2DBackpropFilter and
 // Conv2DBackpropInput stock vs ours, layer by layer, on the page's own WebGPU device. decode: tile
 // decode, native (createImageBitmap) and JS (geotiff), on the page's thread and in pools of Web
-// Workers (e2e/pages/bench-decode.ts); then engine steps on the demo slides (public/demo) with
+// Workers (bench/pages/bench-decode.ts); then engine steps on the demo slides (public/demo) with
 // Web Worker ranks (native decode, tiny CNN w8, --decode-backend in the ranks and the page),
 // prefetch on and off: decode ms on the critical path.
 // Starts its own Vite dev server (or uses SLIDE_LAB_URL).
@@ -17,7 +17,7 @@ import type { KernelRow } from './lib/kernel-bench.ts';
 import { fmt, table } from './lib/stats.ts';
 import { startLabServer } from '../tools/lab-server.ts';
 import { ensureFixtures } from '../scripts/make-fixtures.ts';
-import type { DecodeBenchResult } from '../e2e/pages/bench-decode.ts';
+import type { DecodeBenchResult } from './pages/bench-decode.ts';
 import type { DecodePathRow } from './lib/engine-bench.ts';
 import type { DecodePath } from './lib/decode-bench.ts';
 import { argCheckers } from './lib/args.ts';
@@ -81,14 +81,14 @@ try {
   ]);
   let out: { backend: { adapter: unknown }; rows: KernelRow[]; tfjs: string; userAgent: string } | undefined;
   if (only.has('kernels')) {
-    await page.goto(`${base}/e2e/pages/kernels.html`);
+    await page.goto(`${base}/bench/pages/kernels.html`);
     await page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
     out = await inPage(() => page.evaluate((o) => (window as any).slideLabKernels.bench(o), opts));
   }
   let decode: DecodeBenchResult | undefined;
   let criticalPath: { rows: DecodePathRow[]; slides: number } | undefined;
   if (only.has('decode')) {
-    await page.goto(`${base}/e2e/pages/bench-decode.html`);
+    await page.goto(`${base}/bench/pages/bench-decode.html`);
     await page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
     decode = await inPage(() => page.evaluate((o) => (window as any).slideLabDecodeBench.run(o), decodeOpts));
     criticalPath = await inPage(() => page.evaluate((o) => (window as any).slideLabDecodeBench.criticalPath(o), pathOpts));

@@ -6,7 +6,7 @@ import { openTestPage, withTimeout, type TestPage } from '../tools/chromium.ts';
 let t: TestPage;
 
 beforeAll(async () => {
-  t = await openTestPage('/e2e/pages/kernels.html', 120_000);
+  t = await openTestPage('/bench/pages/kernels.html', 120_000);
 });
 afterAll(async () => {
   await t?.browser.close();

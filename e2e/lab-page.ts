@@ -60,7 +60,7 @@ export function paintedPixels(page: Page, testId: string): Promise<number> {
   }, testId);
 }
 
-export const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+export { mean } from '../src/core/stats.ts';
 
 /**
  * Clicks `selector` and waits until `started` holds. Vite's dev server reloads the page once when

@@ -107,4 +107,26 @@ describe('the import graph', () => {
   it('has no import cycles', () => {
     expect(cycles()).toEqual([]);
   });
+
+  it('the top-level folders do not import each other in a circle (shared browser helpers live in tools/; unit tests beside src may use the fixture generators in scripts/)', () => {
+    const top = (f: string) => (f.startsWith('src/') ? 'src' : f.split('/')[0]);
+    const edges = new Set<string>();
+    for (const [f, { local }] of graph) {
+      if (f.startsWith('src/') && f.endsWith('.test.ts')) continue; // test code is not part of the src layer
+      for (const t of local) if (top(f) !== top(t)) edges.add(`${top(f)} -> ${top(t)}`);
+    }
+    const reach = (from: string, to: string, seen = new Set<string>()): boolean =>
+      [...edges].some((e) => {
+        const [a, b] = e.split(' -> ');
+        if (a !== from || seen.has(b)) return false;
+        seen.add(b);
+        return b === to || reach(b, to, seen);
+      });
+    const circular = [...edges].filter((e) => {
+      const [a, b] = e.split(' -> ');
+      return reach(b, a);
+    });
+    expect(circular).toEqual([]);
+    expect(edges.has('src -> tools') || edges.has('src -> e2e') || edges.has('src -> bench') || edges.has('src -> scripts')).toBe(false);
+  });
 });

@@ -10,6 +10,7 @@ import { launch } from '../tools/chromium.ts';
 import { labHash, settingsFromArgument } from '../src/lab/presets.ts';
 import { startLabServer } from '../tools/lab-server.ts';
 import { numberOf, parseCli, usageExit } from './lib/cli.ts';
+import { median } from '../src/core/stats.ts';
 
 type Mode = 'train' | 'equivalence' | 'k-sweep' | 'frozen-vs-e2e';
 
@@ -127,8 +128,7 @@ try {
     code = 1;
   }
   const aggMs = result.metrics.steps.map((st: { main: Record<string, number> }) => st.main.aggregator ?? NaN).filter(Number.isFinite).sort((a: number, b: number) => a - b);
-  const med = (xs: number[]) => (xs.length ? xs[Math.floor((xs.length - 1) / 2)] : NaN);
-  if (aggMs.length) console.log(`${stamp()} main context ${result.main?.backend ?? '?'}: aggregator phase ${med(aggMs).toFixed(0)} ms median per step (first step ${result.metrics.steps[0].main.aggregator.toFixed(0)} ms), step wall ${med(result.metrics.steps.map((st: { wallMs: number }) => st.wallMs).sort((a: number, b: number) => a - b)).toFixed(0)} ms median`);
+  if (aggMs.length) console.log(`${stamp()} main context ${result.main?.backend ?? '?'}: aggregator phase ${median(aggMs).toFixed(0)} ms median per step (first step ${result.metrics.steps[0].main.aggregator.toFixed(0)} ms), step wall ${median(result.metrics.steps.map((st: { wallMs: number }) => st.wallMs)).toFixed(0)} ms median`);
   if (mode === 'train') console.log(`${stamp()} ${sm.steps} steps: loss ${sm.firstLoss?.toFixed(4)} -> ${sm.lastLoss?.toFixed(4)} (last-epoch mean ${sm.finalTrainLoss?.toFixed(4)}), final AUC ${sm.finalAuc?.toFixed(3)}, ${sm.tilesPerSec?.toFixed(2)} tiles/s overall, ${sm.medianTilesPerSec?.toFixed(2)} tiles/s median step; ranks: ${sm.adapters.join('; ')}`);
   if (mode === 'equivalence') {
     const rows = result.equivalence as { step: number; lossDiff: number; param: Record<string, number>; grad: Record<string, number>; pass: boolean }[];

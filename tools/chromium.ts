@@ -51,7 +51,7 @@ export interface TestPage {
 }
 
 /**
- * Launches Chromium, opens the lab page at `path` (e.g. '/e2e/pages/kernels.html') and waits up to
+ * Launches Chromium, opens the lab page at `path` (e.g. '/bench/pages/kernels.html') and waits up to
  * `timeoutMs` for it to set body[data-ready="1"]. If the page never gets ready, closes the browser
  * and throws with what the page said.
  */

@@ -1,6 +1,6 @@
 // Tile decode throughput: one thread, and a pool of workers fed from a job queue. The same code
 // drives Node worker_threads (bench/run.ts, bench/workers/decode-bench.node.ts) and Chromium Web
-// Workers (e2e/pages/bench-decode*.ts); only how a worker is started differs (a DecodePort).
+// Workers (bench/pages/bench-decode*.ts); only how a worker is started differs (a DecodePort).
 // Browser-safe: no Node imports here. Figures only, nothing is asserted.
 import { createJsDecoder, type RawTile, type TileDecoder } from '../../src/slide/decode-js.ts';
 import { createNativeDecoder, nativeDecodeAvailable } from '../../src/slide/decode-native.ts';

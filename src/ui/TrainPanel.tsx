@@ -2,6 +2,7 @@
 // training loss, validation AUC per epoch and the ROC curve with its bootstrapped 95% band;
 // checkpoints, resume after reload, exports.
 import { useMemo, useState } from 'react';
+import { mean } from '../core/stats.ts';
 import type uPlot from 'uplot';
 import { useLab } from './store.ts';
 import { Chart } from './Chart.tsx';
@@ -29,10 +30,7 @@ export function TrainPanel() {
   const lossData = useMemo<uPlot.AlignedData>(() => {
     const x = snap.steps.map((s) => s.step + 1);
     const loss = snap.steps.map((s) => s.loss);
-    const avg = loss.map((_, i) => {
-      const w = loss.slice(Math.max(0, i - 4), i + 1);
-      return w.reduce((a, b) => a + b, 0) / w.length;
-    });
+    const avg = loss.map((_, i) => mean(loss.slice(Math.max(0, i - 4), i + 1))); // moving mean of 5 steps
     return [x, loss, avg];
   }, [snap.steps]);
   const tpsData = useMemo<uPlot.AlignedData>(() => [snap.steps.map((s) => s.step + 1), snap.steps.map((s) => (s.k * 1000) / s.wallMs)], [snap.steps]);

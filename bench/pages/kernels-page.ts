@@ -6,7 +6,7 @@ import { useWebGPU } from '../../src/runtime/webgpu.ts';
 import type { BackendInfo } from '../../src/core/protocol.ts';
 import { checkFilterCase, checkInputCase, FILTER_CASES, INPUT_CASES, type FilterCheck } from '../../src/kernels/check.ts';
 import { activeTrainingKernels, registerTrainingKernels, setFilterPlanOptions, setInputPlanOptions } from '../../src/kernels/index.ts';
-import { benchFilterKernels, benchInputKernels, cnn4Layers, resnetLayers, type KernelRow } from '../../bench/lib/kernel-bench.ts';
+import { benchFilterKernels, benchInputKernels, cnn4Layers, resnetLayers, type KernelRow } from '../lib/kernel-bench.ts';
 
 let backend: BackendInfo | null = null;
 

@@ -5,10 +5,10 @@
 import { setupBrowserBackend } from '../../src/runtime/browser.ts';
 import { webWorkerRanks } from '../../src/transport/web-worker.ts';
 import { loadDemo } from '../../src/lab/dataset.ts';
-import { benchDecodeOnCriticalPath, type BenchShape, type DecodePathRow } from '../../bench/lib/engine-bench.ts';
+import { benchDecodeOnCriticalPath, type BenchShape, type DecodePathRow } from '../lib/engine-bench.ts';
 import { fromUrl } from '../../src/slide/source.ts';
 import type { RawTile } from '../../src/slide/decode-js.ts';
-import { decodeRows, describeTiles, rawTilesOf, type DecodePath, type DecodePort, type DecodeReply, type DecodeRow } from '../../bench/lib/decode-bench.ts';
+import { decodeRows, describeTiles, rawTilesOf, type DecodePath, type DecodePort, type DecodeReply, type DecodeRow } from '../lib/decode-bench.ts';
 
 export interface DecodeBenchOptions {
   /** Slide URLs, relative to the page's origin. */

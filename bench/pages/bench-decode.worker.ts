@@ -1,6 +1,6 @@
 // Web Worker of the browser decode benchmark: decodes the tile jobs bench/lib/decode-bench.ts hands
 // it (native path: createImageBitmap on OffscreenCanvas; JS path: geotiff) and transfers the RGB back.
-import { decodeWorker, type DecodeJob } from '../../bench/lib/decode-bench.ts';
+import { decodeWorker, type DecodeJob } from '../lib/decode-bench.ts';
 
 interface Scope { onmessage: ((e: MessageEvent<DecodeJob>) => void) | null; postMessage(m: unknown, transfer: Transferable[]): void }
 const scope = self as unknown as Scope;

@@ -10,7 +10,6 @@
 // Web Worker ranks (native decode, tiny CNN w8, --decode-backend in the ranks and the page),
 // prefetch on and off: decode ms on the critical path.
 // Starts its own Vite dev server (or uses SLIDE_LAB_URL).
-import { parseArgs } from 'node:util';
 import os from 'node:os';
 import { launch, chromiumArgs, CHROMIUM } from '../tools/chromium.ts';
 import type { KernelRow } from './lib/kernel-bench.ts';
@@ -21,9 +20,14 @@ import type { DecodeBenchResult } from './pages/bench-decode.ts';
 import type { DecodePathRow } from './lib/engine-bench.ts';
 import type { DecodePath } from './lib/decode-bench.ts';
 import { argCheckers } from './lib/args.ts';
+import { parseCli } from '../tools/cli.ts';
 
-const { values } = parseArgs({
-  options: {
+const USAGE = `usage: npm run bench:browser -- [--json] [--only kernels,decode] [--batch 4] [--size 32] [--width 8] [--reps 2] [--timeout-s 900]
+       [--decode-files a.svs,b.tiff] [--decode-paths native,js] [--decode-pool 1,2,4] [--decode-tiles 192] [--decode-reps 3]
+       [--decode-k 32] [--decode-ranks 1,2] [--decode-steps 3] [--decode-tile-size 32] [--decode-backend cpu|webgpu]
+Kernel and tile-decode benchmarks in headless Chromium (WebGPU; SwiftShader without a GPU, SLIDE_LAB_GPU=1 on one).`;
+
+const { values } = parseCli(process.argv.slice(2), {
     json: { type: 'boolean', default: false },
     batch: { type: 'string', default: '4' },
     size: { type: 'string', default: '32' },
@@ -41,9 +45,8 @@ const { values } = parseArgs({
     'decode-steps': { type: 'string', default: '3' },
     'decode-tile-size': { type: 'string', default: '32' },
     'decode-backend': { type: 'string', default: 'cpu' },
-  },
-});
-const { fail, int, ints } = argCheckers('bench:browser', values as Record<keyof typeof values, unknown>);
+}, USAGE) as unknown as { values: Record<string, string> & { json: boolean } };
+const { fail, int, ints } = argCheckers('bench:browser', values as Record<string, unknown>, USAGE);
 const only = new Set(values.only.split(','));
 for (const o of only) if (o !== 'kernels' && o !== 'decode') fail(`--only takes kernels,decode; got '${o}'`);
 const decodeOpts = {

@@ -10,6 +10,8 @@ const CLIS: [string, string][] = [
   ['fixtures', 'scripts/make-fixtures.ts'],
   ['train:headless', 'scripts/train-headless.ts'],
   ['equivalence', 'scripts/equivalence.ts'],
+  ['export:torch', 'scripts/export-torch.ts'],
+  ['bench:browser', 'bench/browser.ts'],
 ];
 
 const run = (file: string, ...args: string[]) => spawnSync('npx', ['tsx', file, ...args], { encoding: 'utf8', timeout: 60_000 });

@@ -10,7 +10,7 @@ import { syntheticSlides, SyntheticTiles } from '../src/core/tiles.ts';
 import { setupNodeBackend } from '../src/runtime/node.ts';
 import { inProcessRanks } from '../src/transport/in-process.ts';
 import { nodeWorkerRanks } from '../src/transport/node-worker.ts';
-import { parseCli, usageExit } from './lib/cli.ts';
+import { parseCli, usageExit } from '../tools/cli.ts';
 
 const USAGE = `usage: npm run equivalence -- [--ranks 1,2,4] [--steps 5] [--json] [--backend cpu|webgpu] [--transport in-process|worker]
        [--reduction star|shared] [--tiles 10] [--tile-size 16] [--micro-batch 2] [--encoder tiny-cnn|resnet|tv-resnet|vit] [--seed 7]

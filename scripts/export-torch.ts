@@ -27,7 +27,7 @@ import type { DemoIndex } from '../src/slide/demo-index.ts';
 import { formatIssues, parseManifest } from '../src/slide/manifest.ts';
 import { fromPath } from '../src/slide/node-open.ts';
 import { planSlide, type TileGrid } from '../src/slide/tiles.ts';
-import { parseCli, setUsage, usageExit } from './lib/cli.ts';
+import { parseCli, setUsage, usageExit } from '../tools/cli.ts';
 
 const USAGE = `usage: npm run export:torch -- <preset name or URL hash> --out <dir> [--manifest <csv>] [--weights <file>] [--demo <demo.json>]
 Writes a run directory for PyTorch: torchrun --nproc_per_node N+1 -m slidelab.train <dir> (1 aggregator + N encoder ranks).

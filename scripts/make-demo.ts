@@ -12,7 +12,7 @@ import type { DemoIndex, DemoSlideEntry } from '../src/slide/demo-index.ts';
 import { DEFAULT_MIN_TISSUE, DEFAULT_MPP, DEFAULT_TILE_SIZE, planSlide, planTileGrid, type TileGrid } from '../src/slide/tiles.ts';
 import { tissueMaskOf } from '../src/slide/tissue.ts';
 import { downsampleBox } from '../src/slide/resample.ts';
-import { numberOf, parseCli, usageExit } from './lib/cli.ts';
+import { numberOf, parseCli, usageExit } from '../tools/cli.ts';
 import { paintLesion, paintScene, randomBlob, rng, type TissueBlob, type Texture } from '../src/slide/testing/scene.ts';
 // sharp, geotiff and the fixture script load only when there is work to do (the stamp check is cheap).
 

@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import { encodeJ2kRgb, encodeJ2kYcbcrNoMct, rgbToYcbcr } from '../src/slide/testing/j2k-encode.ts';
 import { encodeJpeg, splitJpegTables, type JpegOptions } from '../src/slide/testing/jpeg-encode.ts';
 import { paintScene, randomBlob, rng, downsampleRgb, cutTiles, type Texture } from '../src/slide/testing/scene.ts';
-import { parseCli, usageExit } from './lib/cli.ts';
+import { parseCli, usageExit } from '../tools/cli.ts';
 import { basicTags, layoutTiff, tiffBytes, T, type TiffImageSpec, type TiffLayout } from '../src/slide/testing/tiff-writer.ts';
 
 export const FIXTURE_VERSION = 7;

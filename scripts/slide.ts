@@ -8,7 +8,7 @@ import { fromPath } from '../src/slide/node-open.ts';
 import type { SlideSource } from '../src/slide/source.ts';
 import { DEFAULT_MIN_TISSUE, DEFAULT_MPP, DEFAULT_TILE_SIZE, planTileGrid } from '../src/slide/tiles.ts';
 import { detectTissue } from '../src/slide/tissue.ts';
-import { numberOf, parseCli, setUsage, usageExit } from './lib/cli.ts';
+import { numberOf, parseCli, setUsage, usageExit } from '../tools/cli.ts';
 
 const USAGE = `usage: slide info <file> [--json] [--mpp X] [--tile-size N] [--target-mpp X] [--min-tissue F]
        slide region <file> --level L --x X --y Y --w W --h H --out out.png`;

@@ -9,7 +9,7 @@ import { dirname } from 'node:path';
 import { launch } from '../tools/chromium.ts';
 import { labHash, settingsFromArgument } from '../src/lab/presets.ts';
 import { startLabServer } from '../tools/lab-server.ts';
-import { numberOf, parseCli, usageExit } from './lib/cli.ts';
+import { numberOf, parseCli, usageExit } from '../tools/cli.ts';
 import { median } from '../src/core/stats.ts';
 
 type Mode = 'train' | 'equivalence' | 'k-sweep' | 'frozen-vs-e2e';

@@ -11,7 +11,7 @@ import { parseConfig } from '../src/core/config.ts';
 import { describePretrained, exportPretrained, loadPretrained } from '../src/core/pretrained.ts';
 import { mib } from '../src/core/memory-estimate.ts';
 import { writeSafetensors } from '../src/core/weights/index.ts';
-import { numberOf, parseCli, setUsage, usageExit } from './lib/cli.ts';
+import { numberOf, parseCli, setUsage, usageExit } from '../tools/cli.ts';
 
 const USAGE = `usage: npm run weights -- info <file> [--tile-size N] [--micro-batch N] [--heads N] [--truncate] [--json]
        npm run weights -- export <file> --out <file.safetensors> [--tile-size N] [--heads N] [--truncate]

@@ -8,9 +8,10 @@ export interface ArgCheckers<K extends string> {
   ints(name: K): number[];
 }
 
-export function argCheckers<K extends string>(program: string, values: Record<K, unknown>): ArgCheckers<K> {
+/** `usage`, when given, follows the one-line message (as tools/cli.ts's usageExit prints it). */
+export function argCheckers<K extends string>(program: string, values: Record<K, unknown>, usage?: string): ArgCheckers<K> {
   const fail = (message: string): never => {
-    console.error(`${program}: ${message}`);
+    console.error(usage ? `error: ${message}\n${usage}` : `${program}: ${message}`);
     process.exit(2);
   };
   return {

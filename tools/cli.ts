@@ -1,4 +1,4 @@
-// One argument helper for the command lines: `--help` prints the usage and exits 0; an unknown
+// One argument helper for the command lines (scripts/ and bench/): `--help` prints the usage and exits 0; an unknown
 // or malformed flag prints one line naming it, then the usage, and exits 2 (no stack trace).
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { normalizedL1, rocAuc, rocBootstrap, rocCurve } from './metrics.ts';
+import { normalizedL1, rocAuc, rocBootstrap, rocCurve, relativeL2 } from './metrics.ts';
 
 describe('metrics', () => {
   it('computes ROC AUC with ties counted half', () => {
@@ -34,5 +34,15 @@ describe('metrics', () => {
   it('normalises the L1 difference by the reference', () => {
     expect(normalizedL1([1, 2, 3], [1, 2, 3])).toBe(0);
     expect(normalizedL1([2, 2, 3], [1, 2, 3])).toBeCloseTo(1 / 6);
+  });
+});
+
+describe('relativeL2', () => {
+  it('is |a-b|_2 / |b|_2, 0 for equal arrays, and refuses a length mismatch', () => {
+    expect(relativeL2([3, 4], [3, 4])).toBe(0);
+    expect(relativeL2([0, 0], [3, 4])).toBeCloseTo(1, 12);
+    expect(relativeL2([3, 5], [3, 4])).toBeCloseTo(0.2, 12);
+    expect(relativeL2([1, 1], [0, 0])).toBeCloseTo(Math.SQRT2, 12);
+    expect(() => relativeL2([1], [1, 2])).toThrow(/length/);
   });
 });

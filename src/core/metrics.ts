@@ -83,3 +83,15 @@ export function normalizedL1(a: ArrayLike<number>, b: ArrayLike<number>): number
   }
   return den === 0 ? num : num / den;
 }
+
+/** Relative L2 difference |a-b|_2 / |b|_2 (|a-b|_2 when b is all zeros): how far a is from the reference b. */
+export function relativeL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length mismatch ${a.length} vs ${b.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}

@@ -2,6 +2,7 @@
 // torch.save zip) -> detection -> name map -> packed weights [P] -> the lab's encoder forward,
 // against features and gradients computed by PyTorch (fixtures/pretrained, scripts/golden).
 import { readFileSync } from 'node:fs';
+import { relativeL2 } from './metrics.ts';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from './tf.ts';
 import { parseConfig, type Config } from './config.ts';
@@ -20,16 +21,6 @@ async function expectations(name: string): Promise<Map<string, { shape: number[]
   for (const [k, t] of wf.tensors) out.set(k, { shape: t.shape, data: await t.read() });
   return out;
 }
-
-const relL2 = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-};
 
 /** The lab's config for a fixture: its tile size, and (for a ViT) the head count the shapes cannot tell. */
 function baseConfig(id: string, tileSize = meta(id).tileSize): Config {
@@ -76,8 +67,8 @@ describe('pretrained encoders from PyTorch files reproduce PyTorch (cpu backend)
     expect(p.report.missing).toEqual([]);
     const e = await expectations(`${id}.expect.safetensors`);
     const got = run({ ...cfg, encoder: p.encoder }, p.weights, e.get('input')!, e.get('r')!.data);
-    const f = relL2(got.features, e.get('features')!.data);
-    const g = relL2(got.gradInput, e.get('grad.input')!.data);
+    const f = relativeL2(got.features, e.get('features')!.data);
+    const g = relativeL2(got.gradInput, e.get('grad.input')!.data);
     console.log(`${id}.${ext} (${p.family}, ${p.params} parameters): features rel L2 ${f.toExponential(2)}, d/dinput rel L2 ${g.toExponential(2)}`);
     expect(f).toBeLessThan(1e-5);
     expect(g).toBeLessThan(1e-4);
@@ -90,7 +81,7 @@ describe('pretrained encoders from PyTorch files reproduce PyTorch (cpu backend)
     expect(p.report.notes.join(' ')).toMatch(/resiz/i);
     const e = await expectations(`timm-vit-x.${exp}.safetensors`);
     const got = run({ ...cfg, encoder: p.encoder }, p.weights, e.get('input')!, e.get('r')!.data);
-    const f = relL2(got.features, e.get('features')!.data);
+    const f = relativeL2(got.features, e.get('features')!.data);
     console.log(`timm-vit-x at ${tile} px: features rel L2 ${f.toExponential(2)}`);
     expect(f).toBeLessThan(1e-5);
   });
@@ -100,7 +91,7 @@ describe('pretrained encoders from PyTorch files reproduce PyTorch (cpu backend)
     const full = await loadPretrained(blobOf('timm-vit-x.safetensors'), 'x32', cfg);
     for (const [ext, tol] of [['f16', 1e-3], ['bf16', 8e-3]] as const) {
       const half = await loadPretrained(blobOf(`timm-vit-x.${ext}.safetensors`), ext, cfg);
-      const err = relL2(half.weights, full.weights);
+      const err = relativeL2(half.weights, full.weights);
       expect(err).toBeGreaterThan(0); // really rounded
       expect(err).toBeLessThan(tol);
     }
@@ -130,7 +121,7 @@ describe('pretrained encoders from PyTorch files reproduce PyTorch (cpu backend)
       const exported = await openWeightFile(new Blob([bytes as Uint8Array<ArrayBuffer>]), 'exported');
       for (const name of exported.tensors.keys()) if (!/running_|num_batches/.test(name)) expect(original.tensors.has(name)).toBe(true);
       const back = await loadPretrained(new Blob([bytes as Uint8Array<ArrayBuffer>]), 'exported.safetensors', { ...cfg, encoder: { ...cfg.encoder, heads: p.encoder.heads } });
-      const err = relL2(back.weights, p.weights);
+      const err = relativeL2(back.weights, p.weights);
       expect(err).toBeLessThan(id.startsWith('tv-resnet') ? 1e-6 : 1e-12);
     }
   });

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { relativeL2 } from '../metrics.ts';
 import { readFileSync } from 'node:fs';
 import { tf } from '../tf.ts';
 import { EncoderSchema, featureDim, type EncoderConfig } from '../config.ts';
@@ -15,17 +16,6 @@ const readFixture = (file: string) => readSafetensorsBlob(new Blob([readFileSync
 const enc = (over: Partial<EncoderConfig>): EncoderConfig => EncoderSchema.parse({ kind: 'tv-resnet', ...over });
 
 /** ||a - b|| / ||b||. */
-function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
 /** In-memory SourceTensors (what a weight reader hands over). */
 function sourceOf(list: { name: string; shape: number[]; data: Float32Array }[]): SourceTensors {
   return new Map(list.map((t) => [t.name, { shape: t.shape, dtype: 'F32', read: async () => Float32Array.from(t.data) }]));
@@ -255,9 +245,9 @@ async function checkFixture(id: string, depth: 18 | 50, truncate: boolean, label
 
   // Features.
   const feats = tf.tidy(() => tvResnetForward(p, cfg, x));
-  const featErr = relL2(await feats.data(), await read('features'));
+  const featErr = relativeL2(await feats.data(), await read('features'));
   const sameFeats = tf.tidy(() => tvResnetForwardTfSame(p, cfg, x));
-  const sameErr = relL2(await sameFeats.data(), await read('features'));
+  const sameErr = relativeL2(await sameFeats.data(), await read('features'));
   tf.dispose([feats, sameFeats]);
   expect(tf.memory().numTensors).toBe(before);
   expect(featErr).toBeLessThan(1e-5);
@@ -266,7 +256,7 @@ async function checkFixture(id: string, depth: 18 | 50, truncate: boolean, label
   // Gradients of sum(features * r): w.r.t. the input ...
   const loss = (input: tf.Tensor) => tvResnetForward(p, cfg, input).mul(r).sum() as tf.Scalar;
   const gx = tf.grad(loss)(x);
-  const gradInputErr = relL2(await gx.data(), await read('grad.input'));
+  const gradInputErr = relativeL2(await gx.data(), await read('grad.input'));
   gx.dispose();
   expect(tf.memory().numTensors).toBe(before);
 
@@ -286,7 +276,7 @@ async function checkFixture(id: string, depth: 18 | 50, truncate: boolean, label
   for (const s of tvResnetSpecs(cfg)) {
     const src = s.name.slice('enc.'.length);
     if (s.name.endsWith('.weight')) {
-      const err = relL2(hwioToOihw(ours.get(s.name)!, s.shape), await read(`grad.${src}`));
+      const err = relativeL2(hwioToOihw(ours.get(s.name)!, s.shape), await read(`grad.${src}`));
       if (err > worstConv.err) worstConv = { name: src, err };
       convs++;
     } else if (s.name.endsWith('.scale')) {
@@ -297,7 +287,7 @@ async function checkFixture(id: string, depth: 18 | 50, truncate: boolean, label
       const variance = await weights.get(`${bn}.running_var`)!.read();
       const dWeight = dScale.map((g, i) => (g - mean[i] * dShift[i]) / Math.sqrt(variance[i] + BN_EPS));
       for (const [mine, theirs] of [[dWeight, `grad.${bn}.weight`], [dShift, `grad.${bn}.bias`]] as const) {
-        const err = relL2(mine, await read(theirs));
+        const err = relativeL2(mine, await read(theirs));
         if (err > worstBn.err) worstBn = { name: theirs.slice(5), err };
       }
       bns++;

@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { relativeL2 } from '../metrics.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { tf } from '../tf.ts';
 import { EncoderSchema, featureDim, type EncoderConfig } from '../config.ts';
@@ -29,17 +30,6 @@ const vitConfig = (options: Partial<EncoderConfig>): EncoderConfig => EncoderSch
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
-
-function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let d = 0;
-  let n = 0;
-  for (let i = 0; i < a.length; i++) {
-    d += (a[i] - b[i]) ** 2;
-    n += b[i] ** 2;
-  }
-  return n === 0 ? Math.sqrt(d) : Math.sqrt(d / n);
-}
 
 /** Bit-identical Float32Arrays (quicker than toEqual on large arrays). */
 const sameBits = (a: Float32Array, b: Float32Array) =>
@@ -100,8 +90,8 @@ describe.skipIf(!haveFixtures)('ViT against PyTorch fixtures', () => {
       const got = await forwardBackward(params, enc, expect_.get('input')!, expect_.get('r')!.data);
       disposeParams(params);
 
-      const featErr = relL2(got.features, expect_.get('features')!.data);
-      const inputErr = relL2(got.gradInput, expect_.get('grad.input')!.data);
+      const featErr = relativeL2(got.features, expect_.get('features')!.data);
+      const inputErr = relativeL2(got.gradInput, expect_.get('grad.input')!.data);
       // Parameter gradients back in PyTorch names and layouts through the export map.
       const exported = exportVit(got.gradParams, det.family, enc, m.tileSize);
       const expectedGradNames = [...expect_.keys()].filter((k) => k.startsWith('grad.') && k !== 'grad.input').map((k) => k.slice(5));
@@ -126,7 +116,7 @@ describe.skipIf(!haveFixtures)('ViT against PyTorch fixtures', () => {
           worstZero = Math.max(worstZero, norm(t.data) / total);
           continue;
         }
-        const err = relL2(t.data, want.data);
+        const err = relativeL2(t.data, want.data);
         if (err > worst.err) worst = { name: t.name, err };
       }
       console.log(
@@ -154,7 +144,7 @@ describe.skipIf(!haveFixtures)('ViT against PyTorch fixtures', () => {
       const direct = resizePosEmbed(src, 4, tile / 8, enc.dim);
       let maxAbs = 0;
       direct.forEach((v, i) => (maxAbs = Math.max(maxAbs, Math.abs(v - wantPos.data[i]))));
-      const posErr = relL2(direct, wantPos.data);
+      const posErr = relativeL2(direct, wantPos.data);
 
       const { values, report } = await importVit(tensors, det.family, enc, tile);
       expect(report.notes.some((n) => n.includes(`from 4x4 to ${tile / 8}x${tile / 8}`))).toBe(true);
@@ -164,8 +154,8 @@ describe.skipIf(!haveFixtures)('ViT against PyTorch fixtures', () => {
       const params = paramsFrom(enc, tile, values);
       const got = await forwardBackward(params, enc, exp.get('input')!, exp.get('r')!.data);
       disposeParams(params);
-      const featErr = relL2(got.features, exp.get('features')!.data);
-      const inputErr = relL2(got.gradInput, exp.get('grad.input')!.data);
+      const featErr = relativeL2(got.features, exp.get('features')!.data);
+      const inputErr = relativeL2(got.gradInput, exp.get('grad.input')!.data);
       console.log(
         `timm-vit-x @${tile}: pos_embed rel L2 ${posErr.toExponential(2)} (max abs ${maxAbs.toExponential(2)}); features ${featErr.toExponential(2)}; grad input ${inputErr.toExponential(2)}`,
       );

@@ -74,6 +74,12 @@ export const PRESETS: Preset[] = [
     hash: `${SMALL}&tiles=16&epochs=12&subset=0&dropout=0&augment.flip=false&augment.rot90=false&optimizer.lr=0.001&optimizer.minLr=0.001&optimizer.weightDecay=0&optimizer.weightDecayEnd=0`,
   },
   {
+    name: 'pretrained-first-look',
+    title: 'Start from a pretrained encoder',
+    description: 'End-to-end fine-tuning from the SimCLR-pretrained ResNet-18 that ships with the lab (public/models, made by scripts/pretrain without labels): the aggregator learns from features that already set lesions apart. Add frozenEncoder=true for the frozen-encoder baseline.',
+    hash: 'encoder.kind=tv-resnet&encoder.width=16&encoder.pretrained=slidelab-simclr-r18w16.safetensors&optimizer.encoderLrScale=0.1&tileSize=32&microBatch=8&ranks=2&evalTiles=32&tiles=16&epochs=2&subset=0&dropout=0&augment.flip=false&augment.rot90=false&augment.blur=0&optimizer.lr=0.001&optimizer.minLr=0.001&optimizer.weightDecay=0&optimizer.weightDecayEnd=0',
+  },
+  {
     name: 'equivalence',
     title: 'Equivalence',
     description: 'N ranks with gather/scatter against the single-graph reference: loss and normalised L1 differences per step, with the tolerance.',

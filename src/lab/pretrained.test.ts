@@ -116,3 +116,26 @@ describe('the lab with a pretrained encoder', () => {
     await lab.stop();
   });
 });
+
+describe('the built-in pretrained encoder', () => {
+  it('a link that names it loads it by URL, with no file from the user, and training starts from it', async () => {
+    const served: string[] = [];
+    const fetcher = (async (url: string) => {
+      served.push(url);
+      return new Response(new Uint8Array(readFileSync(new URL(`../../public${url}`, import.meta.url))));
+    }) as unknown as typeof fetch;
+    const lab = new LabSession({ ...deps(), fetcher }, 'data=synthetic&subset=6&tiles=4&microBatch=2&ranks=2&epochs=1&backend=cpu&preset=pretrained-first-look');
+    expect(lab.config.encoder).toMatchObject({ kind: 'tv-resnet', width: 16, pretrained: 'slidelab-simclr-r18w16.safetensors' });
+    await lab.loadDefaultData();
+    await stepOnce(lab);
+    expect(lab.lastError).toBeNull();
+    expect(served).toEqual(['/models/slidelab-simclr-r18w16.safetensors']);
+    expect(lab.pretrained.loaded?.family).toBe('tv-resnet');
+    const w = await lab.trainer!.engine.encoderWeights();
+    let diff = 0;
+    for (let i = 0; i < w.length; i++) diff = Math.max(diff, Math.abs(w[i] - lab.pretrained.loaded!.weights[i]));
+    expect(diff).toBeGreaterThan(0);
+    expect(diff).toBeLessThan(1e-3); // one step at encoder lr 1e-4 from the shipped weights
+    await lab.stop();
+  });
+});

@@ -10,6 +10,16 @@ export function weightsKey(cfg: Config): string {
   return JSON.stringify(encoderSpecs(cfg.encoder, cfg.tileSize).map((s) => [s.name, s.shape]));
 }
 
+/**
+ * Encoders that ship with the lab (public/models/, made by scripts/pretrain): a link that names
+ * one loads it by URL, so it needs no file from the user.
+ */
+export const BUILTIN_MODELS: Record<string, string> = {
+  'slidelab-simclr-r18w16.safetensors': 'SimCLR-pretrained torchvision ResNet-18, width 16, 32 px tiles (docs/PRETRAINING.md)',
+};
+
+export const isBuiltinModel = (name: string) => Object.hasOwn(BUILTIN_MODELS, name);
+
 export class PretrainedSlot {
   /** The loaded file and its mapping for `key`; null when none is loaded. */
   loaded: (PretrainedEncoder & { key: string }) | null = null;

@@ -70,6 +70,8 @@ export interface SessionDeps {
   referenceTiles: (spec: TileSourceSpec) => TileSource;
   fetcher?: typeof fetch;
   demoUrl?: string;
+  /** Where the built-in pretrained encoders are served (default '/models/'). */
+  modelsUrl?: string;
   /** Save a checkpoint every this many steps (and at every epoch end and pause). */
   checkpointEvery?: number;
   /** Per-call rank timeout (ms; default RANK_TIMEOUT_MS in guard.ts). */

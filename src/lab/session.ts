@@ -22,7 +22,7 @@ import { DEFAULT_LAB, labHash, parseLabHash, type LabOptions } from './presets.t
 import { Trainer, type RunHistory } from './run.ts';
 import { ACTIVE_STATES, describeError, type ExperimentKind, type LabError, type LabEvents, type LabState, type MainBackendInfo, type SessionDeps } from './session-types.ts';
 import { TrainingLoop } from './training-loop.ts';
-import { PretrainedSlot } from './pretrained.ts';
+import { isBuiltinModel, PretrainedSlot } from './pretrained.ts';
 import { readImportedRun, type ImportedRun } from './run-import.ts';
 import { exportPretrained, type PretrainedEncoder } from '../core/pretrained.ts';
 import { writeSafetensors } from '../core/weights/index.ts';
@@ -196,6 +196,23 @@ export class LabSession extends Emitter<LabEvents> {
     }
   }
 
+  /** Loads a built-in encoder (BUILTIN_MODELS) by URL, unless that file is loaded already. */
+  async loadBuiltin(name: string, signal?: AbortSignal): Promise<PretrainedEncoder | null> {
+    if (this.pretrained.loaded?.file === name) return this.pretrained.loaded;
+    if (!isBuiltinModel(name)) throw new Error(`${name}: not a built-in encoder`);
+    const res = await (this.deps.fetcher ?? fetch.bind(globalThis))(`${this.deps.modelsUrl ?? '/models/'}${name}`, { signal });
+    if (!res.ok) throw new Error(`${name}: the built-in encoder could not be fetched (HTTP ${res.status})`);
+    return this.loadPretrained(await res.blob(), name);
+  }
+
+  /** A link names a built-in encoder: fetch and map it for the current settings (no settings change). */
+  private async fetchBuiltin(name: string, signal?: AbortSignal): Promise<void> {
+    const res = await (this.deps.fetcher ?? fetch.bind(globalThis))(`${this.deps.modelsUrl ?? '/models/'}${name}`, { signal });
+    if (!res.ok) throw new Error(`${name}: the built-in encoder could not be fetched (HTTP ${res.status})`);
+    const p = await this.pretrained.load(await res.blob(), name, this.config, signal);
+    this.emit('pretrained', p);
+  }
+
   /** Back to the seed's random encoder weights. */
   clearPretrained(): void {
     this.pretrained.clear();
@@ -220,6 +237,8 @@ export class LabSession extends Emitter<LabEvents> {
     if (!this.data) throw new Error('load a data set first');
     await this.discardRun();
     await this.ensureMainBackend();
+    const wanted = this.config.encoder.pretrained;
+    if (wanted && !this.restoring && isBuiltinModel(wanted) && this.pretrained.loaded?.file !== wanted) await this.fetchBuiltin(wanted, signal);
     const encoderWeights = this.restoring && !this.pretrained.loaded ? undefined : await this.pretrained.weightsFor(this.config, signal);
     const trainer = await Trainer.create({
       cfg: this.config,
@@ -468,6 +487,8 @@ export class LabSession extends Emitter<LabEvents> {
     try {
       await this.ensureMainBackend();
       this.emit('ranks', { main: this.mainBackend, ranks: this.rankInfo });
+      const wanted = this.config.encoder.pretrained;
+      if (wanted && isBuiltinModel(wanted) && this.pretrained.loaded?.file !== wanted) await this.fetchBuiltin(wanted, abort.signal);
       const encoderWeights = await this.pretrained.weightsFor(this.config, abort.signal);
       return await job({ cfg: this.config, lab: this.options, data: this.data, makeRanks: (n) => this.guarded(n), signal: abort.signal, encoderWeights });
     } catch (e) {

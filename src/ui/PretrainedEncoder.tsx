@@ -4,6 +4,7 @@
 // warning when one tensor would not fit the adapter's largest storage binding.
 import { useEffect, useState } from 'react';
 import { useLab } from './store.ts';
+import { BUILTIN_MODELS, isBuiltinModel } from '../lab/pretrained.ts';
 import { describePretrained, INPUT_NORMS } from '../core/pretrained.ts';
 import { estimateEncoderMemory } from '../core/memory-estimate.ts';
 import { download } from './format.ts';
@@ -73,7 +74,12 @@ export function PretrainedEncoderPanel() {
       }}
     >
       <h3>Encoder weights</h3>
-      {missing && (
+      {missing && isBuiltinModel(wanted) && (
+        <p className="muted" data-testid="pretrained-builtin">
+          This configuration starts from <b>{wanted}</b>, an encoder that ships with the lab ({BUILTIN_MODELS[wanted]}): it loads with the first step.
+        </p>
+      )}
+      {missing && !isBuiltinModel(wanted) && (
         <p className="warn" data-testid="pretrained-missing">
           This configuration starts from the pretrained encoder <b>{wanted}</b>. A link cannot carry the file: choose it below (or drop it here) before training.
         </p>
@@ -92,6 +98,11 @@ export function PretrainedEncoderPanel() {
           }}
         />
       </label>{' '}
+      {Object.keys(BUILTIN_MODELS).map((name) => (
+        <button key={name} data-testid="pretrained-builtin-load" disabled={locked || p?.file === name} title={BUILTIN_MODELS[name]} onClick={() => void lab.loadBuiltin(name).catch((e: Error) => lab.fail(e, 'pretrained encoder'))}>
+          Use the built-in SimCLR encoder
+        </button>
+      ))}{' '}
       <span className="muted">.safetensors (F32, F16, BF16) or a PyTorch checkpoint (.bin, .pt, .pth): timm or Hugging Face ViT, torchvision ViT or ResNet-18/34/50.</span>
       {reading && <p data-testid="pretrained-reading">Reading the file…</p>}
       {loadError && !reading && (

@@ -3,7 +3,7 @@
 //   [--tile-size 32 (224 for the pretrained encoders)] [--k 16] [--ranks 1,2] [--micro-batch 8] [--steps 3] [--warmup 1]
 //   [--throughput-modes engine,reference,encoder,frozen]
 //   [--transport in-process|worker] [--memory-k 16,64,256] [--ref-cap-mb 48] [--memory-kernel fast|stock]
-//   [--micro-batches 1,2,4] [--memory-max-seconds 600]
+//   [--micro-batches 1,2,4] [--memory-max-seconds 600] [--memory-warm-max-seconds 300]
 //   [--kernel-batch 4] [--kernel-size 64] [--kernel-reps 2]
 //   [--decode-files .fixtures/slide/svs-rgb.svs,...] [--decode-pool 1,2,4] [--decode-tiles 192]
 //   [--decode-reps 3] [--decode-k 32] [--decode-ranks 1,2]
@@ -17,9 +17,10 @@
 // memory) and each of --micro-batches: parameters, weights + gradient accumulator + AdamW moments
 // (16 B per parameter, computed), the measured peak tensor bytes of one micro-batch's forward +
 // backward (what Rank.shareOfGradient runs) above the weights, src/core/memory-estimate.ts's
-// estimate beside it, and the micro-batch's wall time; rows predicted to take more than
-// --memory-max-seconds (cold + warm run) are skipped and say so (tiny-cnn and resnet get this table
-// too when --micro-batches is given). On cpu every section uses our typed-array
+// estimate beside it, and the micro-batch's wall time (a second, warm run when the first took at
+// most --memory-warm-max-seconds); a row whose forward + backward is predicted (linear in the
+// micro-batch from the previous row) to take more than --memory-max-seconds is skipped and says so
+// (tiny-cnn and resnet get this table too when --micro-batches is given). On cpu every section uses our typed-array
 // Conv2DBackpropFilter (src/kernels/cpu-kernels.ts; SLIDE_LAB_KERNELS=stock keeps tfjs's); the
 // memory section first checks it against tfjs's (gradients and one peak; --memory-kernel stock
 // measures with tfjs's).
@@ -66,6 +67,7 @@ const { values } = parseArgs({
     'throughput-modes': { type: 'string', default: 'engine,reference,encoder,frozen' },
     'micro-batches': { type: 'string', default: '' },
     'memory-max-seconds': { type: 'string', default: '600' },
+    'memory-warm-max-seconds': { type: 'string', default: '300' },
     width: { type: 'string', default: '8' },
     'tile-size': { type: 'string', default: '' },
     k: { type: 'string', default: '16' },
@@ -108,6 +110,8 @@ const throughputModes = new Set(values['throughput-modes'].split(','));
 for (const m of throughputModes) if (!THROUGHPUT_MODES.includes(m)) fail(`--throughput-modes takes ${THROUGHPUT_MODES.join(',')}; got '${m}'`);
 const memoryMaxSeconds = Number(values['memory-max-seconds']);
 if (!(memoryMaxSeconds > 0)) fail(`--memory-max-seconds must be a positive number, got '${values['memory-max-seconds']}'`);
+const memoryWarmMaxSeconds = Number(values['memory-warm-max-seconds']);
+if (!(memoryWarmMaxSeconds >= 0)) fail(`--memory-warm-max-seconds must be a number >= 0, got '${values['memory-warm-max-seconds']}'`);
 /** --tile-size, or 224 for a pretrained encoder and 32 for the ones trained from scratch. */
 const tileSizeOf = (e: BenchEncoder) => (values['tile-size'] ? int('tile-size') : isPretrainedEncoder(e) ? 224 : 32);
 const microBatchList = values['micro-batches'] ? ints('micro-batches') : [1, 2, 4];
@@ -326,8 +330,8 @@ for (const backend of backends as ('cpu' | 'webgpu')[]) {
       // cpu: our BatchMatMul and Conv2DBackpropFilter (same allocations as tfjs's, so the same peaks) unless --memory-kernel stock.
       const restore = gpu ? null : useOurCpuKernels(values['memory-kernel'] !== 'stock');
       // Rows predicted to need more than 3/4 of the free memory now are skipped.
-      const o = { maxSeconds: memoryMaxSeconds, maxBytes: 0.75 * os.freemem(), log };
-      log(`[${backend}] memory per rank of one micro-batch (${microBatchList.join(', ')}) for ${tableEncoders.join(', ')}; rows predicted over ${memoryMaxSeconds} s skipped ...`);
+      const o = { maxSeconds: memoryMaxSeconds, warmMaxSeconds: memoryWarmMaxSeconds, maxBytes: 0.75 * os.freemem(), log };
+      log(`[${backend}] memory per rank of one micro-batch (${microBatchList.join(', ')}) for ${tableEncoders.join(', ')}; rows predicted over ${memoryMaxSeconds} s skipped, warm run when the first took <= ${memoryWarmMaxSeconds} s ...`);
       res.encoderMemory = [];
       try {
         for (const e of tableEncoders) res.encoderMemory.push(...(await encoderMemoryRows(shape(backend, e), microBatchList, o)));
@@ -425,7 +429,7 @@ if (values.json) {
     if (r.encoderMemory?.length) {
       console.log(`\nmemory per rank of one micro-batch forward + backward (${r.backend}; tf.profile peak of tf.variableGrads(sum(encoderForward(x) * dy)), what Rank.shareOfGradient runs per micro-batch)`);
       console.log(encoderMemoryTable(r.encoderMemory));
-      console.log('weights + grad acc + AdamW = 16 B per parameter (float32 weights, gradient accumulator, AdamW m and v), computed. measured peak above weights = tf.profile peakBytes minus the bytes live before (weights, x, dy): the activations the tape keeps plus this micro-batch\'s gradients (4 B per parameter). estimate act. + grads = memory-estimate.ts activationBytes + 4 B per parameter (its parameterBytes counts 20 B per parameter: the 16 above + these gradients). measured total = 16 B per parameter + measured peak above weights + x and dy. cold = the first, profiled run; warm = a second run.');
+      console.log('weights + grad acc + AdamW = 16 B per parameter (float32 weights, gradient accumulator, AdamW m and v), computed. measured peak above weights = tf.profile peakBytes minus the bytes live before (weights, x, dy): the activations the tape keeps plus this micro-batch\'s gradients (4 B per parameter). estimate act. + grads = memory-estimate.ts activationBytes + 4 B per parameter (its parameterBytes counts 20 B per parameter: the 16 above + these gradients). measured total = 16 B per parameter + measured peak above weights + x and dy. Times: a second (warm) run, or the first (cold, profiled) one where marked; process cpu s = this process\'s user + system CPU time over the run (tfjs\'s cpu backend uses one thread, so on a shared machine it is nearer the unloaded wall time than the wall time is).');
     }
     if (r.decodePath) {
       console.log('\ndecode on the critical path (engine on the demo slides, worker ranks; median per step)');

@@ -3,7 +3,7 @@
 // Every figure is measured here; nothing is asserted.
 import { cpuTrainingKernelsActive, registerCpuTrainingKernels } from '../../src/kernels/cpu-kernels.ts';
 import { tf } from '../../src/core/tf.ts';
-import { featureDim, parseConfig, type Config } from '../../src/core/config.ts';
+import { EncoderSchema, featureDim, parseConfig, type Config, type EncoderConfig } from '../../src/core/config.ts';
 import { Engine } from '../../src/core/engine.ts';
 import { ReferenceTrainer } from '../../src/core/reference.ts';
 import { encoderForward, encoderSpecs } from '../../src/core/models/encoder.ts';
@@ -17,8 +17,30 @@ import type { RankApi } from '../../src/core/protocol.ts';
 import type { StepReport } from '../../src/core/report.ts';
 import { median, timeIt } from './stats.ts';
 
+/**
+ * The encoders a benchmark can name: the two trained from scratch (their width from --width) and
+ * pretrained families at their published sizes (src/core/models/vit.ts, tv-resnet.ts).
+ */
+export const BENCH_ENCODERS = ['tiny-cnn', 'resnet', 'vit-s16', 'vit-b16', 'vit-l16', 'resnet50-trunc'] as const;
+export type BenchEncoder = (typeof BENCH_ENCODERS)[number];
+
+/** Pretrained architectures by name: timm's ViT-S/B/L with 16 px patches, CLAM's truncated ResNet-50 (1024-d). */
+export const PRETRAINED_ENCODERS: Record<Exclude<BenchEncoder, 'tiny-cnn' | 'resnet'>, Partial<EncoderConfig>> = {
+  'vit-s16': { kind: 'vit', patch: 16, dim: 384, blocks: 12, heads: 6, mlpHidden: 1536 },
+  'vit-b16': { kind: 'vit', patch: 16, dim: 768, blocks: 12, heads: 12, mlpHidden: 3072 },
+  'vit-l16': { kind: 'vit', patch: 16, dim: 1024, blocks: 24, heads: 16, mlpHidden: 4096 },
+  'resnet50-trunc': { kind: 'tv-resnet', width: 64, depth: 50, truncate: true },
+};
+
+export const isPretrainedEncoder = (e: string): e is keyof typeof PRETRAINED_ENCODERS => e in PRETRAINED_ENCODERS;
+
+/** The encoder config of a benchmark encoder name (`width` applies to tiny-cnn and resnet only). */
+export function benchEncoderConfig(encoder: BenchEncoder, width: number): EncoderConfig {
+  return EncoderSchema.parse(isPretrainedEncoder(encoder) ? PRETRAINED_ENCODERS[encoder] : { kind: encoder, width });
+}
+
 export interface BenchShape {
-  encoder: 'tiny-cnn' | 'resnet';
+  encoder: BenchEncoder;
   width: number;
   tileSize: number;
   k: number;
@@ -31,7 +53,7 @@ export interface BenchShape {
 export function benchConfig(s: BenchShape, extra: Record<string, unknown> = {}): Config {
   return parseConfig({
     seed: s.seed ?? 11, tiles: s.k, tileSize: s.tileSize, microBatch: s.microBatch, ranks: 1, epochs: 100,
-    encoder: { kind: s.encoder, width: s.width }, dropout: 0, backend: s.backend, ...extra,
+    encoder: benchEncoderConfig(s.encoder, s.width), dropout: 0, backend: s.backend, ...extra,
   });
 }
 

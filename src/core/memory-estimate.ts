@@ -2,11 +2,13 @@
 // tfjs keeps every intermediate of the recompute's gradient call until it ends, so activation
 // memory is (tensors per layer) x micro-batch; parameters cost weights + gradient accumulator +
 // this micro-batch's gradients + AdamW's two moments = 5 x 4 bytes each. The constants count the
-// tensors each layer's ops produce in our forward (vit.ts, tv-resnet.ts); `npm run bench -- --only
-// memory --encoder ...` measures the real peak (see the README's memory table).
+// tensors each layer's ops produce in our forward (vit.ts, tv-resnet.ts), scaled by a factor
+// calibrated against `npm run bench -- --only memory --encoder ...` (the measured tf.profile peaks
+// of bench/RESULTS.md at 224 px: the peak above the weights grows by 648 / 1296 / 3431 MiB per
+// tile for ViT-S/B/L and 398 MiB for ResNet-50 trunc, on top of two weight-sized gradient buffers).
 import type { EncoderConfig } from './config.ts';
 import { encoderSpecs } from './models/encoder.ts';
-import { countParams } from './params.ts';
+import { countParams, sizeOf } from './params.ts';
 
 export interface MemoryEstimate {
   params: number;
@@ -22,7 +24,8 @@ export interface MemoryEstimate {
 const F32 = 4;
 
 export function estimateEncoderMemory(enc: EncoderConfig, tileSize: number, microBatch: number): MemoryEstimate {
-  const params = countParams(encoderSpecs(enc, tileSize));
+  const specs = encoderSpecs(enc, tileSize);
+  const params = countParams(specs);
   const parameterBytes = params * F32 * 5;
   let perTile = 0; // floats held per tile
   let largest = 0; // floats in the largest tensor per tile
@@ -55,8 +58,11 @@ export function estimateEncoderMemory(enc: EncoderConfig, tileSize: number, micr
     }
     perTile = maps;
   }
-  const activationBytes = perTile * microBatch * F32;
-  const largestTensorBytes = largest * microBatch * F32;
+  // Calibration: measured activation growth per tile / this count (ViT 3.5 at S, B and L; ResNet 1.6).
+  const calibration = enc.kind === 'vit' ? 3.5 : 1.6;
+  const activationBytes = perTile * microBatch * F32 * calibration;
+  const largestParam = Math.max(...specs.map((s) => sizeOf(s.shape)));
+  const largestTensorBytes = Math.max(largest * microBatch, largestParam) * F32;
   return { params, parameterBytes, activationBytes, largestTensorBytes, totalBytes: parameterBytes + activationBytes };
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch anchor for Slide Lab's encoder-step figures (run on a CUDA GPU host).
 
-Times the same encoder training steps that shared/gpu/README.md reports for tfjs-webgpu, so the
+Times the same encoder training steps that docs/GPU.md (section 6) reports for tfjs-webgpu, so the
 WebGPU figure can be quoted as a ratio of what the paper's stack reaches on the same card:
 
   cnn4     4 conv3x3 stride-2 layers 3-32-64-128-256 + ReLU + global average pool

@@ -37,7 +37,7 @@ export interface KernelRow {
   relL2: number;
 }
 
-/** The 4-layer CNN of shared/gpu/README.md (conv3x3 s2, 3-32-64-128-256) at batch b, size s. */
+/** The 4-layer CNN of docs/GPU.md section 6.1 (conv3x3 s2, 3-32-64-128-256) at batch b, size s. */
 export function cnn4Layers(b: number, s: number): ConvLayer[] {
   const widths = [3, 32, 64, 128, 256];
   const out: ConvLayer[] = [];

@@ -31,7 +31,6 @@
 // Node benchmarks of Slide Lab on the tfjs cpu backend and on real WebGPU through Dawn's Node
 // bindings (npm `webgpu`; SwiftShader on a machine without a GPU). Prints a table, or one JSON
 // document with --json. Figures only: nothing here asserts a timing.
-import { parseArgs } from 'node:util';
 import os from 'node:os';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -51,6 +50,7 @@ import {
 import { fmt, table } from './lib/stats.ts';
 import { encoderMemoryRows, encoderMemoryTable, type EncoderMemoryRow, type SkippedMemoryRow } from './lib/encoder-memory.ts';
 import { argCheckers } from './lib/args.ts';
+import { parseCli } from '../tools/cli.ts';
 import { decodeRows, describeTiles, rawTilesOf, type DecodePort, type DecodeReply, type DecodeRow } from './lib/decode-bench.ts';
 import { ensureFixtures } from '../scripts/make-fixtures.ts';
 import { fromPath } from '../src/slide/node-open.ts';
@@ -59,8 +59,18 @@ import type { SlideEntry } from '../src/core/sampler.ts';
 import type { TileSourceSpec } from '../src/core/tiles.ts';
 import type { DemoIndex } from '../src/slide/demo-index.ts';
 
-const { values } = parseArgs({
-  options: {
+const USAGE = `usage: npm run bench -- [--json] [--backends cpu,webgpu]
+  [--encoder tiny-cnn|resnet|vit-s16|vit-b16|vit-l16|resnet50-trunc] [--width 8]
+  [--tile-size 32 (224 for the pretrained encoders)] [--k 16] [--ranks 1,2] [--micro-batch 8] [--steps 3] [--warmup 1]
+  [--throughput-modes engine,reference,encoder,frozen]
+  [--transport in-process|worker] [--memory-k 16,64,256] [--ref-cap-mb 48] [--memory-kernel fast|stock]
+  [--micro-batches 1,2,4] [--memory-max-seconds 600] [--memory-warm-max-seconds 300]
+  [--kernel-batch 4] [--kernel-size 64] [--kernel-reps 2]
+  [--decode-files .fixtures/slide/svs-rgb.svs,...] [--decode-pool 1,2,4] [--decode-tiles 192]
+  [--decode-reps 3] [--decode-k 32] [--decode-ranks 1,2]
+  [--only kernels,throughput,profile,memory,decode,comm]   (default: all but comm)`;
+
+const { values } = parseCli(process.argv.slice(2), {
     json: { type: 'boolean', default: false },
     backends: { type: 'string', default: 'cpu,webgpu' },
     encoder: { type: 'string', default: 'tiny-cnn' },
@@ -89,10 +99,9 @@ const { values } = parseArgs({
     'decode-k': { type: 'string', default: '32' },
     'decode-ranks': { type: 'string', default: '1,2' },
     only: { type: 'string', default: 'kernels,throughput,profile,memory,decode' },
-  },
-});
+}, USAGE) as unknown as { values: Record<string, string> & { json: boolean } };
 
-const { fail, int, ints } = argCheckers('bench', values as Record<keyof typeof values, unknown>);
+const { fail, int, ints } = argCheckers('bench', values as Record<string, unknown>, USAGE);
 const encoders = values.encoder.split(',') as BenchEncoder[];
 for (const e of encoders) if (!(BENCH_ENCODERS as readonly string[]).includes(e)) fail(`--encoder takes ${BENCH_ENCODERS.join(', ')} (a comma-separated list with --only memory); got '${e}'`);
 if (!['fast', 'stock'].includes(values['memory-kernel'])) fail(`--memory-kernel must be fast or stock, got '${values['memory-kernel']}'`);

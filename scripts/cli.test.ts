@@ -12,6 +12,7 @@ const CLIS: [string, string][] = [
   ['equivalence', 'scripts/equivalence.ts'],
   ['export:torch', 'scripts/export-torch.ts'],
   ['bench:browser', 'bench/browser.ts'],
+  ['bench', 'bench/run.ts'],
 ];
 
 const run = (file: string, ...args: string[]) => spawnSync('npx', ['tsx', file, ...args], { encoding: 'utf8', timeout: 60_000 });

@@ -199,18 +199,30 @@ export class LabSession extends Emitter<LabEvents> {
   /** Loads a built-in encoder (BUILTIN_MODELS) by URL, unless that file is loaded already. */
   async loadBuiltin(name: string, signal?: AbortSignal): Promise<PretrainedEncoder | null> {
     if (this.pretrained.loaded?.file === name) return this.pretrained.loaded;
+    return this.loadPretrained(await this.builtinBlob(name, signal), name);
+  }
+
+  /** The file of a built-in encoder (BUILTIN_MODELS), fetched from where the lab serves them. */
+  private async builtinBlob(name: string, signal?: AbortSignal): Promise<Blob> {
     if (!isBuiltinModel(name)) throw new Error(`${name}: not a built-in encoder`);
     const res = await (this.deps.fetcher ?? fetch.bind(globalThis))(`${this.deps.modelsUrl ?? '/models/'}${name}`, { signal });
     if (!res.ok) throw new Error(`${name}: the built-in encoder could not be fetched (HTTP ${res.status})`);
-    return this.loadPretrained(await res.blob(), name);
+    return res.blob();
   }
 
-  /** A link names a built-in encoder: fetch and map it for the current settings (no settings change). */
-  private async fetchBuiltin(name: string, signal?: AbortSignal): Promise<void> {
-    const res = await (this.deps.fetcher ?? fetch.bind(globalThis))(`${this.deps.modelsUrl ?? '/models/'}${name}`, { signal });
-    if (!res.ok) throw new Error(`${name}: the built-in encoder could not be fetched (HTTP ${res.status})`);
-    const p = await this.pretrained.load(await res.blob(), name, this.config, signal);
-    this.emit('pretrained', p);
+  /**
+   * [P] the encoder weights a run or job starts from: undefined for the seed's random weights (or
+   * while restoring a checkpoint, whose weights replace them), else the loaded file's, fetching a
+   * built-in encoder the settings name first (no settings change). Throws, naming the file, when
+   * the settings name a file the page has not loaded.
+   */
+  private async initialEncoderWeights(signal?: AbortSignal): Promise<Float32Array | undefined> {
+    if (this.restoring && !this.pretrained.loaded) return undefined;
+    const wanted = this.config.encoder.pretrained;
+    if (wanted && !this.restoring && isBuiltinModel(wanted) && this.pretrained.loaded?.file !== wanted) {
+      this.emit('pretrained', await this.pretrained.load(await this.builtinBlob(wanted, signal), wanted, this.config, signal));
+    }
+    return this.pretrained.weightsFor(this.config, signal);
   }
 
   /** Back to the seed's random encoder weights. */
@@ -237,9 +249,7 @@ export class LabSession extends Emitter<LabEvents> {
     if (!this.data) throw new Error('load a data set first');
     await this.discardRun();
     await this.ensureMainBackend();
-    const wanted = this.config.encoder.pretrained;
-    if (wanted && !this.restoring && isBuiltinModel(wanted) && this.pretrained.loaded?.file !== wanted) await this.fetchBuiltin(wanted, signal);
-    const encoderWeights = this.restoring && !this.pretrained.loaded ? undefined : await this.pretrained.weightsFor(this.config, signal);
+    const encoderWeights = await this.initialEncoderWeights(signal);
     const trainer = await Trainer.create({
       cfg: this.config,
       data: this.data,
@@ -487,9 +497,7 @@ export class LabSession extends Emitter<LabEvents> {
     try {
       await this.ensureMainBackend();
       this.emit('ranks', { main: this.mainBackend, ranks: this.rankInfo });
-      const wanted = this.config.encoder.pretrained;
-      if (wanted && isBuiltinModel(wanted) && this.pretrained.loaded?.file !== wanted) await this.fetchBuiltin(wanted, abort.signal);
-      const encoderWeights = await this.pretrained.weightsFor(this.config, abort.signal);
+      const encoderWeights = await this.initialEncoderWeights(abort.signal);
       return await job({ cfg: this.config, lab: this.options, data: this.data, makeRanks: (n) => this.guarded(n), signal: abort.signal, encoderWeights });
     } catch (e) {
       if (!abort.signal.aborted) this.fail(e, what);

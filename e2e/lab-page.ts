@@ -1,7 +1,28 @@
 // Helpers for the lab's browser tests: wait on the LabSession the page exposes as
 // window.slideLab, read its figures, and fail with what the page said.
 import { readFileSync } from 'node:fs';
-import type { Download, Page } from 'playwright-core';
+import type { Browser, Download, Page } from 'playwright-core';
+import { launch, watchPage } from '../tools/chromium.ts';
+
+/** The browser, page and page log a lab spec shares across its tests. */
+export interface LabBrowser {
+  browser: Browser;
+  page: Page;
+  log: string[];
+}
+
+/** Launches Chromium with one 1280x1000 page whose console output is collected (a spec's beforeAll). */
+export async function openLabBrowser(): Promise<LabBrowser> {
+  const browser = await launch();
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  return { browser, page, log: watchPage(page) };
+}
+
+/** Prints the page log's last `lines` lines (debug aside) and closes the browser (a spec's afterAll). */
+export async function closeLabBrowser(b: Partial<LabBrowser>, lines: number): Promise<void> {
+  if (b.log?.length) console.log(b.log.filter((l) => !l.startsWith('[debug]')).slice(-lines).join('\n'));
+  await b.browser?.close();
+}
 
 /** Waits until `fn(window.slideLab)` is truthy; on timeout, reports the lab's state and error. */
 export async function waitLab(page: Page, fn: string, timeout = 120_000): Promise<void> {

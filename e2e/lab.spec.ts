@@ -10,8 +10,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { artifactPath, launch, labUrl, watchPage } from '../tools/chromium.ts';
-import { clickSurvivingReload, csvRecords, downloadsOf, figures, mean, paintedPixels, waitLab } from './lab-page.ts';
+import { artifactPath, labUrl } from '../tools/chromium.ts';
+import { clickSurvivingReload, closeLabBrowser, csvRecords, downloadsOf, figures, mean, openLabBrowser, paintedPixels, waitLab } from './lab-page.ts';
 import { TOLERANCE } from '../src/core/equivalence.ts';
 import { PHASES } from '../src/core/report.ts';
 import { attentionDim, featureDim, parseConfig } from '../src/core/config.ts';
@@ -28,14 +28,9 @@ let page: Page;
 let log: string[];
 
 beforeAll(async () => {
-  browser = await launch();
-  page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-  log = watchPage(page);
+  ({ browser, page, log } = await openLabBrowser());
 });
-afterAll(async () => {
-  if (log?.length) console.log(log.filter((l) => !l.startsWith('[debug]')).slice(-40).join('\n'));
-  await browser?.close();
-});
+afterAll(() => closeLabBrowser({ browser, log }, 40));
 
 describe('Slide Lab in Chromium with 2 Web Worker ranks on WebGPU', () => {
   it('loads the demo slides, trains, survives a reload by resuming from its checkpoint, and the loss falls', async () => {

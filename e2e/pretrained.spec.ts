@@ -10,8 +10,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
-import { artifactPath, launch, labUrl, watchPage } from '../tools/chromium.ts';
-import { downloadsOf, figures, waitLab } from './lab-page.ts';
+import { artifactPath, labUrl, watchPage } from '../tools/chromium.ts';
+import { closeLabBrowser, downloadsOf, figures, openLabBrowser, waitLab } from './lab-page.ts';
 import { openWeightFile } from '../src/core/weights/index.ts';
 
 const FILE = 'timm-vit-x.pt';
@@ -29,14 +29,9 @@ let page: Page;
 let log: string[];
 
 beforeAll(async () => {
-  browser = await launch();
-  page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-  log = watchPage(page);
+  ({ browser, page, log } = await openLabBrowser());
 });
-afterAll(async () => {
-  if (log?.length) console.log(log.filter((l) => !l.startsWith('[debug]')).slice(-30).join('\n'));
-  await browser?.close();
-});
+afterAll(() => closeLabBrowser({ browser, log }, 30));
 
 const labState = (p: Page) =>
   p.evaluate(() => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { normalizedL1, rocAuc, rocBootstrap, rocCurve, relativeL2 } from './metrics.ts';
+import { attentionScore, normalizedL1, precisionAtK, rocAuc, rocBootstrap, rocCurve, relativeL2 } from './metrics.ts';
 
 describe('metrics', () => {
   it('computes ROC AUC with ties counted half', () => {
@@ -44,5 +44,57 @@ describe('relativeL2', () => {
     expect(relativeL2([3, 5], [3, 4])).toBeCloseTo(0.2, 12);
     expect(relativeL2([1, 1], [0, 0])).toBeCloseTo(Math.SQRT2, 12);
     expect(() => relativeL2([1], [1, 2])).toThrow(/length/);
+  });
+});
+
+describe('attention score', () => {
+  it('precision@k counts lesion tiles among the k highest scores', () => {
+    const scores = [0.9, 0.1, 0.8, 0.7, 0.2, 0.6, 0.05];
+    const lesion = [true, false, false, true, false, true, true];
+    expect(precisionAtK(scores, lesion, 3)).toBeCloseTo(2 / 3, 12); // 0.9 (L), 0.8 (-), 0.7 (L)
+    expect(precisionAtK(scores, lesion, 1)).toBe(1);
+    expect(precisionAtK(scores, lesion, 100)).toBeCloseTo(4 / 7, 12); // k capped at the tile count
+    expect(precisionAtK([], [], 5)).toBeNaN();
+    expect(() => precisionAtK([1], [true, false])).toThrow(/labels/);
+  });
+
+  it('averages per-slide AUC and precision@5 over positive slides with lesions, skipping the rest', () => {
+    const perfect = { label: 1 as const, lesionTiles: [10, 11], attention: { tileIndices: [10, 3, 11, 4, 5, 6], scores: [5, 0, 4, 1, 2, 3] } };
+    const inverted = { label: 1 as const, lesionTiles: new Set([7]), attention: { tileIndices: [7, 1, 2, 3, 4, 5], scores: [-1, 0, 1, 2, 3, 4] } };
+    const negative = { label: 0 as const, lesionTiles: [], attention: { tileIndices: [1, 2], scores: [1, 2] } };
+    const unknown = { label: 1 as const, attention: { tileIndices: [1, 2], scores: [1, 2] } };
+    const noLesionScored = { label: 1 as const, lesionTiles: [99], attention: { tileIndices: [1, 2], scores: [1, 2] } };
+    const r = attentionScore([perfect, inverted, negative, unknown, noLesionScored]);
+    expect(r.slides).toBe(2);
+    expect(r.aucSlides).toBe(2);
+    expect(r.auc).toBeCloseTo((1 + 0) / 2, 12);
+    expect(r.precisionAtK).toBeCloseTo((2 / 5 + 0 / 5) / 2, 12);
+    expect(r.chance).toBeCloseTo((2 / 6 + 1 / 6) / 2, 12);
+    expect(r.k).toBe(5);
+  });
+
+  it('counts a tile sampled twice once, and gives NaN without ground truth', () => {
+    const dup = { label: 1 as const, lesionTiles: [1], attention: { tileIndices: [1, 1, 2, 3], scores: [3, -9, 2, 1] } };
+    const r = attentionScore([dup], 2);
+    expect(r.auc).toBe(1);
+    expect(r.precisionAtK).toBe(0.5);
+    expect(r.chance).toBeCloseTo(1 / 3, 12);
+    const none = attentionScore([{ label: 0, attention: { tileIndices: [1], scores: [1] } }]);
+    expect(none.slides).toBe(0);
+    expect(none.auc).toBeNaN();
+    expect(none.precisionAtK).toBeNaN();
+  });
+
+  it('is chance-level for random scores (AUC near 0.5, precision near the lesion share)', () => {
+    let x = 12345;
+    const rand = () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const slides = Array.from({ length: 200 }, () => {
+      const tiles = Array.from({ length: 40 }, (_, i) => i);
+      return { label: 1 as const, lesionTiles: [0, 1, 2, 3], attention: { tileIndices: tiles, scores: tiles.map(() => rand()) } };
+    });
+    const r = attentionScore(slides);
+    expect(Math.abs(r.auc - 0.5)).toBeLessThan(0.05);
+    expect(Math.abs(r.precisionAtK - r.chance)).toBeLessThan(0.04);
+    expect(r.chance).toBeCloseTo(0.1, 12);
   });
 });

@@ -95,3 +95,83 @@ export function relativeL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
   }
   return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
 }
+
+/** Lesion ground truth of one slide's attention: tile indices that hold a lesion. */
+export interface AttentionSlide {
+  label: 0 | 1;
+  attention: { tileIndices: readonly number[]; scores: readonly number[] };
+  /** Slide tile indices with a lesion (planted, or from an annotation file); undefined: no ground truth. */
+  lesionTiles?: readonly number[] | ReadonlySet<number>;
+}
+
+/** How well attention finds the lesions, over positive slides with ground truth. */
+export interface AttentionScore {
+  /** Mean over slides of the per-slide AUC of attention, lesion tiles against the others (NaN without a usable slide). */
+  auc: number;
+  /** Mean over slides of the share of lesion tiles among the k most-attended tiles. */
+  precisionAtK: number;
+  /** What precision@k would be by chance: mean over slides of the lesion share of the scored tiles. */
+  chance: number;
+  k: number;
+  /** Positive slides scored (with ground truth and at least one lesion tile among the scored tiles). */
+  slides: number;
+  /** Of those, slides that have both lesion and non-lesion tiles (the AUC averages over these). */
+  aucSlides: number;
+}
+
+/**
+ * One slide's attention as unique tiles: a tile sampled more than once keeps its first score.
+ * tileIndices [K], scores [K] -> tiles [U], scores [U].
+ */
+function uniqueTiles(tileIndices: readonly number[], scores: readonly number[]): { tiles: number[]; scores: number[] } {
+  if (tileIndices.length !== scores.length) throw new Error(`attention: ${tileIndices.length} tile indices but ${scores.length} scores`);
+  const seen = new Set<number>();
+  const tiles: number[] = [];
+  const out: number[] = [];
+  tileIndices.forEach((t, i) => {
+    if (seen.has(t)) return;
+    seen.add(t);
+    tiles.push(t);
+    out.push(scores[i]);
+  });
+  return { tiles, scores: out };
+}
+
+/**
+ * Precision@k: the share of lesion tiles among the k highest scores (ties broken by position,
+ * first wins). k is capped at the number of tiles. NaN for no tiles.
+ */
+export function precisionAtK(scores: readonly number[], isLesion: readonly boolean[], k = 5): number {
+  if (scores.length !== isLesion.length) throw new Error(`precisionAtK: ${scores.length} scores but ${isLesion.length} labels`);
+  const n = Math.min(k, scores.length);
+  if (n <= 0) return NaN;
+  const order = scores.map((s, i) => [s, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  let hits = 0;
+  for (let i = 0; i < n; i++) if (isLesion[order[i][1]]) hits++;
+  return hits / n;
+}
+
+/**
+ * The attention score of a validation pass: on positive slides with lesion ground truth, the AUC
+ * of the attention scores for lesion against non-lesion tiles, and precision@k, each averaged over
+ * slides (raw scores are comparable within a slide, not across slides). Slides without ground
+ * truth, negatives, and positives none of whose scored tiles hold a lesion are skipped.
+ */
+export function attentionScore(slides: readonly AttentionSlide[], k = 5): AttentionScore {
+  const aucs: number[] = [];
+  const precisions: number[] = [];
+  const chances: number[] = [];
+  for (const s of slides) {
+    if (s.label !== 1 || !s.lesionTiles) continue;
+    const lesions = s.lesionTiles instanceof Set ? (s.lesionTiles as ReadonlySet<number>) : new Set(s.lesionTiles as readonly number[]);
+    const u = uniqueTiles(s.attention.tileIndices, s.attention.scores);
+    const isLesion = u.tiles.map((t) => lesions.has(t));
+    const hits = isLesion.filter(Boolean).length;
+    if (!hits) continue;
+    precisions.push(precisionAtK(u.scores, isLesion, k));
+    chances.push(hits / u.tiles.length);
+    if (hits < u.tiles.length) aucs.push(rocAuc(u.scores, isLesion.map((x) => (x ? 1 : 0))));
+  }
+  const avg = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+  return { auc: avg(aucs), precisionAtK: avg(precisions), chance: avg(chances), k, slides: precisions.length, aucSlides: aucs.length };
+}

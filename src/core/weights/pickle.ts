@@ -96,238 +96,183 @@ function storageFromPid(pid: unknown, fail: Fail): StorageRef {
 }
 
 const latin1 = (b: Uint8Array): string => Array.from(b, (c) => String.fromCharCode(c)).join('');
+const utf8 = new TextDecoder();
+
+/** The unpickler's state: the byte cursor, the stack (with MARK's saved stacks), the memo. */
+class Machine {
+  readonly view: DataView;
+  readonly storages = new Map<string, StorageRef>();
+  readonly memo = new Map<number, unknown>();
+  readonly metastack: unknown[][] = [];
+  stack: unknown[] = [];
+  pos = 0;
+  /** Where the current opcode starts, for messages. */
+  at = 0;
+  stopped = false;
+  result: unknown = undefined;
+
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly fail: Fail,
+  ) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  malformed(what: string): never {
+    return this.fail(`malformed pickle: ${what}`);
+  }
+  need(n: number): number {
+    if (this.pos + n > this.bytes.length) this.malformed(`it ends inside the opcode at byte ${this.at}`);
+    const p = this.pos;
+    this.pos += n;
+    return p;
+  }
+  u8 = (): number => this.bytes[this.need(1)];
+  u32 = (): number => this.view.getUint32(this.need(4), true);
+  take(n: number): Uint8Array {
+    const p = this.need(n);
+    return this.bytes.subarray(p, p + n);
+  }
+  push(value: unknown): void {
+    this.stack.push(value);
+  }
+  pop(): unknown {
+    if (this.stack.length === 0) this.malformed(`stack underflow at byte ${this.at}`);
+    return this.stack.pop();
+  }
+  top(): unknown {
+    if (this.stack.length === 0) this.malformed(`stack underflow at byte ${this.at}`);
+    return this.stack[this.stack.length - 1];
+  }
+  /** The items pushed since the last MARK; the stack before it becomes current again. */
+  popMark(): unknown[] {
+    const items = this.stack;
+    const outer = this.metastack.pop();
+    if (!outer) return this.malformed(`no MARK before byte ${this.at}`);
+    this.stack = outer;
+    return items;
+  }
+  get(index: number): void {
+    if (!this.memo.has(index)) this.malformed(`memo ${index} is read before it is written`);
+    this.push(this.memo.get(index));
+  }
+  put(index: number): void {
+    this.memo.set(index, this.top());
+  }
+  line(): string {
+    const end = this.bytes.indexOf(0x0a, this.pos);
+    if (end < 0) this.malformed(`GLOBAL at byte ${this.at} has no newline`);
+    return latin1(this.take(end - this.pos + 1).subarray(0, -1));
+  }
+  global(module: unknown, name: unknown): void {
+    if (typeof module !== 'string' || typeof name !== 'string') this.malformed(`STACK_GLOBAL at byte ${this.at} without two strings`);
+    const g = allowed(module as string, name as string);
+    if (!g) this.fail(refuse(`${module}.${name}`));
+    this.push(g);
+  }
+  setItems(dict: unknown, items: unknown[]): void {
+    if (!(dict instanceof Map)) this.malformed(`SETITEM(S) on something other than a dict at byte ${this.at}`);
+    if (items.length % 2) this.malformed(`SETITEMS with an odd number of items at byte ${this.at}`);
+    for (let i = 0; i < items.length; i += 2) (dict as Map<unknown, unknown>).set(items[i], items[i + 1]);
+  }
+  append(list: unknown, items: unknown[]): void {
+    if (!Array.isArray(list)) this.malformed(`APPEND(S) on something other than a list at byte ${this.at}`);
+    for (const item of items) (list as unknown[]).push(item);
+  }
+}
+
+type Op = (m: Machine, op: number) => void;
+
+/** LONG1 n, then n bytes of little-endian two's complement. */
+function long1(m: Machine): void {
+  const digits = m.take(m.u8());
+  let value = 0;
+  for (let i = digits.length - 1; i >= 0; i--) value = value * 256 + digits[i];
+  if (digits.length && digits[digits.length - 1] & 0x80) value -= 256 ** digits.length;
+  m.push(value);
+}
+
+/** REDUCE callable args: only an allow-listed Global may be called. */
+function reduce(m: Machine): void {
+  const args = m.pop();
+  const callable = m.pop();
+  if (!(callable instanceof Global) || !callable.call) m.fail(refuse(callable instanceof Global ? callable.qualified : 'a non-function'));
+  if (!Array.isArray(args)) m.malformed(`REDUCE at byte ${m.at} without an argument tuple`);
+  m.push((callable as Global).call!(args as unknown[], m.fail));
+}
+
+/** BINPERSID: a storage, shared by every tensor that names its key. */
+function persistentId(m: Machine): void {
+  const ref = storageFromPid(m.pop(), m.fail);
+  const known = m.storages.get(ref.key);
+  if (known && (known.dtype !== ref.dtype || known.numel !== ref.numel)) m.fail(`storage '${ref.key}' is named with two types or sizes`);
+  if (!known) m.storages.set(ref.key, ref);
+  m.push(known ?? ref);
+}
+
+/** The opcodes of a state dict, by byte. Anything else is refused. */
+const OPS = new Map<number, Op>([
+  [0x80, (m) => void m.need(1)], // PROTO n
+  [0x95, (m) => void m.need(8)], // FRAME length: the framed opcodes follow inline
+  [0x7d, (m) => m.push(new Map())], // EMPTY_DICT
+  [0x5d, (m) => m.push([])], // EMPTY_LIST
+  [0x29, (m) => m.push([])], // EMPTY_TUPLE
+  [0x28, (m) => (m.metastack.push(m.stack), (m.stack = []))], // MARK
+  [0x74, (m) => { const items = m.popMark(); m.push(items); }], // TUPLE
+  ...[0x85, 0x86, 0x87].map((code): [number, Op] => [code, (m, op) => {
+    // TUPLE1, TUPLE2, TUPLE3
+    const n = op - 0x84;
+    if (m.stack.length < n) m.malformed(`stack underflow at byte ${m.at}`);
+    m.push(m.stack.splice(m.stack.length - n, n));
+  }]),
+  [0x71, (m) => m.put(m.u8())], // BINPUT i
+  [0x72, (m) => m.put(m.u32())], // LONG_BINPUT i
+  [0x94, (m) => m.put(m.memo.size)], // MEMOIZE
+  [0x68, (m) => m.get(m.u8())], // BINGET i
+  [0x6a, (m) => m.get(m.u32())], // LONG_BINGET i
+  [0x4a, (m) => m.push(m.view.getInt32(m.need(4), true))], // BININT: 4 bytes signed
+  [0x4b, (m) => m.push(m.u8())], // BININT1
+  [0x4d, (m) => m.push(m.view.getUint16(m.need(2), true))], // BININT2
+  [0x8a, long1], // LONG1
+  [0x47, (m) => m.push(m.view.getFloat64(m.need(8), false))], // BINFLOAT: 8 bytes big-endian
+  [0x58, (m) => m.push(utf8.decode(m.take(m.u32())))], // BINUNICODE
+  [0x8c, (m) => m.push(utf8.decode(m.take(m.u8())))], // SHORT_BINUNICODE
+  [0x54, (m) => m.push(latin1(m.take(m.u32())))], // BINSTRING (Python 2 str)
+  [0x55, (m) => m.push(latin1(m.take(m.u8())))], // SHORT_BINSTRING
+  [0x42, (m) => m.push(m.take(m.u32()).slice())], // BINBYTES
+  [0x43, (m) => m.push(m.take(m.u8()).slice())], // SHORT_BINBYTES
+  [0x4e, (m) => m.push(null)], // NONE
+  [0x88, (m) => m.push(true)], // NEWTRUE
+  [0x89, (m) => m.push(false)], // NEWFALSE
+  [0x73, (m) => { const value = m.pop(); const key = m.pop(); m.setItems(m.top(), [key, value]); }], // SETITEM
+  [0x75, (m) => { const items = m.popMark(); m.setItems(m.top(), items); }], // SETITEMS
+  [0x61, (m) => { const value = m.pop(); m.append(m.top(), [value]); }], // APPEND
+  [0x65, (m) => { const items = m.popMark(); m.append(m.top(), items); }], // APPENDS
+  [0x63, (m) => { const module = m.line(); m.global(module, m.line()); }], // GLOBAL "module\nname\n"
+  [0x93, (m) => { const name = m.pop(); m.global(m.pop(), name); }], // STACK_GLOBAL
+  [0x52, reduce], // REDUCE
+  [0x51, persistentId], // BINPERSID
+  [0x62, (m) => {
+    // BUILD: only a dict's attributes (a state dict's _metadata), which carry no tensors
+    m.pop();
+    if (!(m.top() instanceof Map)) m.fail(`the pickle asks to BUILD an object at byte ${m.at}; only dicts are allowed`);
+  }],
+  [0x2e, (m) => ((m.result = m.pop()), (m.stopped = true))], // STOP
+]);
 
 /** Reads `bytes` (a whole data.pkl) to its value; every malformed or disallowed input calls `fail`. */
 export function unpickle(bytes: Uint8Array, fail: Fail): unknown {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const utf8 = new TextDecoder();
-  const storages = new Map<string, StorageRef>();
-  const memo = new Map<number, unknown>();
-  const metastack: unknown[][] = [];
-  let stack: unknown[] = [];
-  let pos = 0;
-  let at = 0; // where the current opcode starts, for messages
-
-  const need = (n: number): number => {
-    if (pos + n > bytes.length) fail(`malformed pickle: it ends inside the opcode at byte ${at}`);
-    const p = pos;
-    pos += n;
-    return p;
-  };
-  const u8 = () => bytes[need(1)];
-  const u32 = () => view.getUint32(need(4), true);
-  const take = (n: number) => {
-    const p = need(n);
-    return bytes.subarray(p, p + n);
-  };
-  const pop = (): unknown => {
-    if (stack.length === 0) fail(`malformed pickle: stack underflow at byte ${at}`);
-    return stack.pop();
-  };
-  const top = (): unknown => {
-    if (stack.length === 0) fail(`malformed pickle: stack underflow at byte ${at}`);
-    return stack[stack.length - 1];
-  };
-  const popMark = (): unknown[] => {
-    const items = stack;
-    const outer = metastack.pop();
-    if (!outer) return fail(`malformed pickle: no MARK before byte ${at}`);
-    stack = outer;
-    return items;
-  };
-  const get = (index: number) => {
-    if (!memo.has(index)) fail(`malformed pickle: memo ${index} is read before it is written`);
-    stack.push(memo.get(index));
-  };
-  const put = (index: number) => memo.set(index, top());
-  const line = (): string => {
-    const end = bytes.indexOf(0x0a, pos);
-    if (end < 0) fail(`malformed pickle: GLOBAL at byte ${at} has no newline`);
-    return latin1(take(end - pos + 1).subarray(0, -1));
-  };
-  const global = (module: unknown, name: unknown) => {
-    if (typeof module !== 'string' || typeof name !== 'string') fail(`malformed pickle: STACK_GLOBAL at byte ${at} without two strings`);
-    const g = allowed(module as string, name as string);
-    if (!g) fail(refuse(`${module}.${name}`));
-    stack.push(g);
-  };
-  const setItems = (dict: unknown, items: unknown[]) => {
-    if (!(dict instanceof Map)) fail(`malformed pickle: SETITEM(S) on something other than a dict at byte ${at}`);
-    if (items.length % 2) fail(`malformed pickle: SETITEMS with an odd number of items at byte ${at}`);
-    for (let i = 0; i < items.length; i += 2) (dict as Map<unknown, unknown>).set(items[i], items[i + 1]);
-  };
-  const append = (list: unknown, items: unknown[]) => {
-    if (!Array.isArray(list)) fail(`malformed pickle: APPEND(S) on something other than a list at byte ${at}`);
-    for (const item of items) (list as unknown[]).push(item);
-  };
-
-  while (pos < bytes.length) {
-    at = pos;
-    const op = u8();
-    switch (op) {
-      case 0x80: // PROTO n
-        need(1);
-        break;
-      case 0x95: // FRAME length: the framed opcodes follow inline
-        need(8);
-        break;
-      case 0x7d: // EMPTY_DICT
-        stack.push(new Map());
-        break;
-      case 0x5d: // EMPTY_LIST
-      case 0x29: // EMPTY_TUPLE
-        stack.push([]);
-        break;
-      case 0x28: // MARK
-        metastack.push(stack);
-        stack = [];
-        break;
-      case 0x74: {
-        // TUPLE
-        const items = popMark(); // before naming `stack`: popMark replaces it
-        stack.push(items);
-        break;
-      }
-      case 0x85: // TUPLE1
-      case 0x86: // TUPLE2
-      case 0x87: {
-        // TUPLE3
-        const n = op - 0x84;
-        if (stack.length < n) fail(`malformed pickle: stack underflow at byte ${at}`);
-        stack.push(stack.splice(stack.length - n, n));
-        break;
-      }
-      case 0x71: // BINPUT i
-        put(u8());
-        break;
-      case 0x72: // LONG_BINPUT i
-        put(u32());
-        break;
-      case 0x94: // MEMOIZE
-        put(memo.size);
-        break;
-      case 0x68: // BINGET i
-        get(u8());
-        break;
-      case 0x6a: // LONG_BINGET i
-        get(u32());
-        break;
-      case 0x4a: // BININT: 4 bytes signed
-        stack.push(view.getInt32(need(4), true));
-        break;
-      case 0x4b: // BININT1
-        stack.push(u8());
-        break;
-      case 0x4d: // BININT2
-        stack.push(view.getUint16(need(2), true));
-        break;
-      case 0x8a: {
-        // LONG1 n, then n bytes of little-endian two's complement
-        const digits = take(u8());
-        let value = 0;
-        for (let i = digits.length - 1; i >= 0; i--) value = value * 256 + digits[i];
-        if (digits.length && digits[digits.length - 1] & 0x80) value -= 256 ** digits.length;
-        stack.push(value);
-        break;
-      }
-      case 0x47: // BINFLOAT: 8 bytes big-endian
-        stack.push(view.getFloat64(need(8), false));
-        break;
-      case 0x58: // BINUNICODE
-        stack.push(utf8.decode(take(u32())));
-        break;
-      case 0x8c: // SHORT_BINUNICODE
-        stack.push(utf8.decode(take(u8())));
-        break;
-      case 0x54: // BINSTRING (Python 2 str)
-        stack.push(latin1(take(u32())));
-        break;
-      case 0x55: // SHORT_BINSTRING
-        stack.push(latin1(take(u8())));
-        break;
-      case 0x42: // BINBYTES
-        stack.push(take(u32()).slice());
-        break;
-      case 0x43: // SHORT_BINBYTES
-        stack.push(take(u8()).slice());
-        break;
-      case 0x4e: // NONE
-        stack.push(null);
-        break;
-      case 0x88: // NEWTRUE
-        stack.push(true);
-        break;
-      case 0x89: // NEWFALSE
-        stack.push(false);
-        break;
-      case 0x73: {
-        // SETITEM
-        const value = pop();
-        const key = pop();
-        setItems(top(), [key, value]);
-        break;
-      }
-      case 0x75: {
-        // SETITEMS
-        const items = popMark();
-        setItems(top(), items);
-        break;
-      }
-      case 0x61: {
-        // APPEND
-        const value = pop();
-        append(top(), [value]);
-        break;
-      }
-      case 0x65: {
-        // APPENDS
-        const items = popMark();
-        append(top(), items);
-        break;
-      }
-      case 0x63: {
-        // GLOBAL "module\nname\n"
-        const module = line();
-        global(module, line());
-        break;
-      }
-      case 0x93: {
-        // STACK_GLOBAL
-        const name = pop();
-        global(pop(), name);
-        break;
-      }
-      case 0x52: {
-        // REDUCE callable args
-        const args = pop();
-        const callable = pop();
-        if (!(callable instanceof Global) || !callable.call) fail(refuse(callable instanceof Global ? callable.qualified : 'a non-function'));
-        if (!Array.isArray(args)) fail(`malformed pickle: REDUCE at byte ${at} without an argument tuple`);
-        stack.push((callable as Global).call!(args as unknown[], fail));
-        break;
-      }
-      case 0x51: {
-        // BINPERSID: a storage, shared by every tensor that names its key
-        const ref = storageFromPid(pop(), fail);
-        const known = storages.get(ref.key);
-        if (known && (known.dtype !== ref.dtype || known.numel !== ref.numel)) fail(`storage '${ref.key}' is named with two types or sizes`);
-        if (!known) storages.set(ref.key, ref);
-        stack.push(known ?? ref);
-        break;
-      }
-      case 0x62: {
-        // BUILD: only a dict's attributes (a state dict's _metadata), which carry no tensors
-        pop();
-        if (!(top() instanceof Map)) fail(`the pickle asks to BUILD an object at byte ${at}; only dicts are allowed`);
-        break;
-      }
-      case 0x2e: // STOP
-        return pop();
-      default: {
-        const shown = op >= 0x20 && op < 0x7f ? ` ('${String.fromCharCode(op)}')` : '';
-        fail(`unsupported pickle opcode 0x${op.toString(16).padStart(2, '0')}${shown} at byte ${at}; only the opcodes of a state dict are read`);
-      }
+  const m = new Machine(bytes, fail);
+  while (m.pos < bytes.length) {
+    m.at = m.pos;
+    const op = m.u8();
+    const run = OPS.get(op);
+    if (!run) {
+      const shown = op >= 0x20 && op < 0x7f ? ` ('${String.fromCharCode(op)}')` : '';
+      fail(`unsupported pickle opcode 0x${op.toString(16).padStart(2, '0')}${shown} at byte ${m.at}; only the opcodes of a state dict are read`);
     }
+    run(m, op);
+    if (m.stopped) return m.result;
   }
-  return fail('malformed pickle: it ends without STOP');
+  return m.malformed('it ends without STOP');
 }

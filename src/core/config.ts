@@ -90,6 +90,24 @@ export const AugmentSchema = z.object({
   blur: num(0, 1).default(0.5),
 });
 
+/**
+ * The tile grid ("magnification as configuration"): tiles are cut `tile` px square at `mpp` µm per
+ * pixel (a field of view of tile x mpp µm), read from the best pyramid level and resampled from
+ * there; the encoder's input size is `tileSize`, its own setting. Defaults: today's grid.
+ */
+export const GridSchema = z.object({
+  /** µm per pixel at which tiles are cut (0.25 about 40x, 0.5 about 20x, 1 about 10x). */
+  mpp: num(0.05, 32).default(0.5),
+  /** Tile side in pixels at grid.mpp (224 px at 0.5 µm/px: a 112 µm square). */
+  tile: int(8, 8192).default(224),
+  /** Overlap of neighbouring tiles in pixels at grid.mpp (stride = tile - overlap). */
+  overlap: int(0, 8191).default(0),
+  /** Keep tiles whose tissue fraction is at least this. */
+  minTissue: num(0, 1).default(0.25),
+  /** Gray level (0-255) above which a pixel is background; 0 = Otsu's threshold clamped to 170..235. */
+  tissueThreshold: int(0, 255).default(0),
+});
+
 export const ConfigSchema = z.object({
   seed: int(0, 2 ** 31 - 1).default(7),
   encoder: EncoderSchema.default(EncoderSchema.parse({})),
@@ -102,6 +120,8 @@ export const ConfigSchema = z.object({
   /** Fixed micro-batch for encode and recompute; memory is O(microBatch), not O(K). */
   microBatch: int(1, 4096).default(8),
   tileSize: int(8, 1024).default(64),
+  /** The tile grid cut from slide files (µm per pixel, tile, overlap, tissue); tileSize is the encoder input. */
+  grid: GridSchema.default(GridSchema.parse({})),
   epochs: int(1, 10000).default(3),
   optimizer: OptimizerSchema.default(OptimizerSchema.parse({})),
   augment: AugmentSchema.default(AugmentSchema.parse({})),
@@ -120,6 +140,7 @@ export const ConfigSchema = z.object({
 export type Config = z.infer<typeof ConfigSchema>;
 export type EncoderConfig = z.infer<typeof EncoderSchema>;
 export type OptimizerConfig = z.infer<typeof OptimizerSchema>;
+export type GridConfig = z.infer<typeof GridSchema>;
 
 export const DEFAULT_CONFIG: Config = ConfigSchema.parse({});
 
@@ -140,6 +161,9 @@ export function parseConfig(input: unknown): Config {
     const cfg = result.data;
     if (cfg.optimizer.minLr > cfg.optimizer.lr) {
       throw new ConfigError([{ field: 'optimizer.minLr', message: 'must not exceed optimizer.lr' }]);
+    }
+    if (cfg.grid.overlap >= cfg.grid.tile) {
+      throw new ConfigError([{ field: 'grid.overlap', message: `must be less than grid.tile (${cfg.grid.tile} px)` }]);
     }
     return cfg;
   }

@@ -2,6 +2,7 @@
 // bindings (npm `webgpu`). On a machine without a GPU, Dawn uses SwiftShader's Vulkan driver,
 // which Debian's chromium package ships.
 import { existsSync } from 'node:fs';
+import { workerData } from 'node:worker_threads';
 import type { Config } from '../core/config.ts';
 import type { BackendInfo } from '../core/protocol.ts';
 import { useCpu, useWebGPU } from './webgpu.ts';
@@ -9,6 +10,7 @@ import { SlideFileTiles } from './slide-tiles.ts';
 import { fromPath } from '../slide/node-open.ts';
 import type { RankRuntime } from '../core/rank.ts';
 import { SyntheticTiles, type TileSource, type TileSourceSpec } from '../core/tiles.ts';
+import { BlobClient, isRemoteBlobRef } from '../transport/file-blobs.ts';
 
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
@@ -40,11 +42,21 @@ export async function setupNodeBackend(preference: Config['backend']): Promise<B
   return info;
 }
 
+let blobClient: BlobClient | undefined;
+/** This worker's reader of the main thread's file-backed Blobs (src/transport/file-blobs.ts). */
+function remoteBlobs(): BlobClient {
+  const port = (workerData as { blobPort?: import('node:worker_threads').MessagePort } | null)?.blobPort;
+  if (!port) throw new Error('a file-backed Blob reached a rank that has no blob port (only node-worker ranks read them)');
+  return (blobClient ??= new BlobClient(port));
+}
+
 export const nodeRuntime: RankRuntime = {
   name: 'node-worker',
   setupBackend: setupNodeBackend,
   makeTileSource: (spec: TileSourceSpec): TileSource => {
     if (spec.kind === 'synthetic') return new SyntheticTiles(spec.seed, spec.slides, spec.lesionFraction);
-    return new SlideFileTiles(spec.slides, { openPath: (path, decoder) => fromPath(path, { decoder }) });
+    return new SlideFileTiles(spec.slides.map((s) => (isRemoteBlobRef(s.source) ? { ...s, source: remoteBlobs().blob(s.source) } : s)), {
+      openPath: (path, decoder) => fromPath(path, { decoder }),
+    });
   },
 };

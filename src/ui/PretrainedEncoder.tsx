@@ -5,7 +5,7 @@
 import { useEffect, useState } from 'react';
 import { useLab } from './store.ts';
 import { BUILTIN_MODELS, isBuiltinModel } from '../lab/pretrained.ts';
-import { describePretrained, INPUT_NORMS } from '../core/pretrained.ts';
+import { describePretrained, INPUT_NORMS, type PretrainedEncoder as PretrainedInfo } from '../core/pretrained.ts';
 import { estimateEncoderMemory } from '../core/memory-estimate.ts';
 import { download } from './format.ts';
 
@@ -38,9 +38,6 @@ export function PretrainedEncoderPanel() {
   const p = snap.pretrained;
   const wanted = snap.config.encoder.pretrained;
   const missing = wanted !== '' && (!p || p.file !== wanted);
-  const enc = snap.config.encoder;
-  const memory = p && !missing ? estimateEncoderMemory(enc, snap.config.tileSize, snap.config.microBatch) : null;
-  const tooBig = memory && limit !== null && memory.largestTensorBytes > limit;
   // The last pick's failure, said here too, where the file was picked (the page's error bar may
   // be scrolled away); it goes with that error (dismissed, or replaced by a later one).
   const [failed, setFailed] = useState<string | null>(null);
@@ -56,7 +53,6 @@ export function PretrainedEncoderPanel() {
       setReading(false);
     }
   };
-  const normName = Object.entries(INPUT_NORMS).find(([, n]) => n.mean === enc.mean && n.std === enc.std)?.[0] ?? 'custom';
 
   return (
     <div
@@ -111,76 +107,91 @@ export function PretrainedEncoderPanel() {
         </p>
       )}
       {!p && !missing && <p className="muted" data-testid="pretrained-none">The encoder starts from the seed's random weights.</p>}
-      {p && !missing && (
-        <div data-testid="pretrained-info">
-          <p data-testid="pretrained-summary">
-            <b>{p.file}</b>
-            {describePretrained({ ...p, encoder: enc }).slice(p.file.length)}
-          </p>
-          {p.report.notes.length > 0 && (
-            <ul className="muted" data-testid="pretrained-notes">
-              {p.report.notes.map((n) => (
-                <li key={n}>{n}</li>
-              ))}
-            </ul>
-          )}
-          {p.report.unused.length > 0 ? (
-            <details data-testid="pretrained-unused">
-              <summary>{p.report.unused.length} tensors in the file are not used by this encoder</summary>
-              <p className="muted">{p.report.unused.join(', ')}</p>
-            </details>
-          ) : (
-            <p className="muted" data-testid="pretrained-unused">Every tensor in the file is used.</p>
-          )}
-          {memory && (
-            <p data-testid="pretrained-memory">
-              Estimated memory per rank: weights, gradients and AdamW {bytes(memory.parameterBytes)}; activations {bytes(memory.activationBytes)} per micro-batch of {snap.config.microBatch}; largest tensor {bytes(memory.largestTensorBytes)}.
-            </p>
-          )}
-          {tooBig && (
-            <p className="warn" data-testid="pretrained-too-big">
-              One tensor of a micro-batch ({bytes(memory!.largestTensorBytes)}) exceeds this adapter's largest storage binding ({bytes(limit!)}): lower the micro-batch.
-            </p>
-          )}
-          <div className="row">
-            <label>
-              input normalisation{' '}
-              <select
-                data-testid="pretrained-norm"
-                disabled={locked}
-                value={normName}
-                onChange={(e) => {
-                  const n = INPUT_NORMS[e.target.value];
-                  if (n) lab.setSettings({ ...snap.config, encoder: { ...enc, mean: n.mean, std: n.std } }, snap.lab, null);
-                }}
-              >
-                {Object.entries(INPUT_NORMS).map(([k, n]) => (
-                  <option key={k} value={k}>
-                    {n.label}
-                  </option>
-                ))}
-                {normName === 'custom' && <option value="custom">custom (encoder.mean / encoder.std)</option>}
-              </select>
-            </label>{' '}
-            <button data-testid="pretrained-clear" disabled={locked} onClick={() => lab.clearPretrained()}>
-              Use random weights
-            </button>{' '}
-            <button
-              data-testid="export-encoder-safetensors"
-              onClick={async () => {
-                try {
-                  const out = await lab.exportEncoderSafetensors();
-                  download(out.name, out.bytes as Uint8Array<ArrayBuffer>);
-                } catch (e) {
-                  lab.fail(e, 'export');
-                }
-              }}
-            >
-              Export encoder (.safetensors)
-            </button>
-          </div>
-        </div>
-      )}
+      {p && !missing && <LoadedEncoder p={p} limit={limit} locked={locked} />}
     </div>
+  );
+}
+
+/** What was loaded: the detection report, the memory estimate and the encoder's own controls. */
+function LoadedEncoder({ p, limit, locked }: { p: PretrainedInfo; limit: number | null; locked: boolean }) {
+  const { lab, snap } = useLab();
+  const enc = snap.config.encoder;
+  const memory = estimateEncoderMemory(enc, snap.config.tileSize, snap.config.microBatch);
+  const tooBig = limit !== null && memory.largestTensorBytes > limit;
+  const exportEncoder = async () => {
+    try {
+      const out = await lab.exportEncoderSafetensors();
+      download(out.name, out.bytes as Uint8Array<ArrayBuffer>);
+    } catch (e) {
+      lab.fail(e, 'export');
+    }
+  };
+  return (
+    <div data-testid="pretrained-info">
+      <p data-testid="pretrained-summary">
+        <b>{p.file}</b>
+        {describePretrained({ ...p, encoder: enc }).slice(p.file.length)}
+      </p>
+      {p.report.notes.length > 0 && (
+        <ul className="muted" data-testid="pretrained-notes">
+          {p.report.notes.map((n) => (
+            <li key={n}>{n}</li>
+          ))}
+        </ul>
+      )}
+      {p.report.unused.length > 0 ? (
+        <details data-testid="pretrained-unused">
+          <summary>{p.report.unused.length} tensors in the file are not used by this encoder</summary>
+          <p className="muted">{p.report.unused.join(', ')}</p>
+        </details>
+      ) : (
+        <p className="muted" data-testid="pretrained-unused">Every tensor in the file is used.</p>
+      )}
+      <p data-testid="pretrained-memory">
+        Estimated memory per rank: weights, gradients and AdamW {bytes(memory.parameterBytes)}; activations {bytes(memory.activationBytes)} per micro-batch of {snap.config.microBatch}; largest tensor {bytes(memory.largestTensorBytes)}.
+      </p>
+      {tooBig && (
+        <p className="warn" data-testid="pretrained-too-big">
+          One tensor of a micro-batch ({bytes(memory.largestTensorBytes)}) exceeds this adapter's largest storage binding ({bytes(limit)}): lower the micro-batch.
+        </p>
+      )}
+      <div className="row">
+        <NormalisationSelect locked={locked} />{' '}
+        <button data-testid="pretrained-clear" disabled={locked} onClick={() => lab.clearPretrained()}>
+          Use random weights
+        </button>{' '}
+        <button data-testid="export-encoder-safetensors" onClick={() => void exportEncoder()}>
+          Export encoder (.safetensors)
+        </button>
+      </div>
+    </div>
+  );
+}
+
+/** The input normalisation presets of the known model families (or the config's own values). */
+function NormalisationSelect({ locked }: { locked: boolean }) {
+  const { lab, snap } = useLab();
+  const enc = snap.config.encoder;
+  const normName = Object.entries(INPUT_NORMS).find(([, n]) => n.mean === enc.mean && n.std === enc.std)?.[0] ?? 'custom';
+  return (
+    <label>
+      input normalisation{' '}
+      <select
+        data-testid="pretrained-norm"
+        disabled={locked}
+        value={normName}
+        onChange={(e) => {
+          const n = INPUT_NORMS[e.target.value];
+          if (n) lab.setSettings({ ...snap.config, encoder: { ...enc, mean: n.mean, std: n.std } }, snap.lab, null);
+        }}
+      >
+        {Object.entries(INPUT_NORMS).map(([k, n]) => (
+          <option key={k} value={k}>
+            {n.label}
+          </option>
+        ))}
+        {normName === 'custom' && <option value="custom">custom (encoder.mean / encoder.std)</option>}
+      </select>
+    </label>
   );
 }

@@ -47,6 +47,20 @@ describe('tile grid planning', () => {
   });
 });
 
+describe('tile overlap', () => {
+  it('overlap shortens the stride, not the tile: rects overlap by the overlap in level-0 px', () => {
+    const plain = planTileGrid(LEVELS, 0.25, boxMask());
+    const g = planTileGrid(LEVELS, 0.25, boxMask(), { overlap: 112 }); // 224 px tiles, stride 112 px at 0.5 µm/px
+    expect([g.tile0, g.stride0, g.cols, g.rows]).toEqual([448, 224, Math.floor((8000 - 448) / 224) + 1, Math.floor((6000 - 448) / 224) + 1]);
+    expect(plain.stride0).toBeUndefined();
+    expect(tileRect(g, 1)).toEqual({ x: 224, y: 0, w: 448, h: 448 });
+    expect(tileRect(g, g.cols)).toEqual({ x: 0, y: 224, w: 448, h: 448 });
+    for (const t of g.tiles) expect(tileRect(g, t.index)).toEqual({ x: t.x, y: t.y, w: t.w, h: t.h });
+    expect(g.tiles.length).toBeGreaterThan(3 * plain.tiles.length);
+    expect(() => planTileGrid(LEVELS, 0.25, boxMask(), { overlap: 224 })).toThrow(/overlap/);
+  });
+});
+
 describe('reading tiles from fixtures', () => {
   let dir = '';
   let scene: Uint8Array;

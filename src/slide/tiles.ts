@@ -14,6 +14,8 @@ export interface TileGridOptions {
   mpp?: number;
   /** Keep tiles whose tissue fraction is at least this. */
   minTissue?: number;
+  /** Overlap of neighbouring tiles in output pixels (at `mpp`); the stride is tileSize - overlap. */
+  overlap?: number;
 }
 
 export const DEFAULT_TILE_SIZE = 224;
@@ -38,6 +40,8 @@ export interface TileGrid {
   slideMpp: number;
   /** Level-0 pixels per tile side (integer; the effective mpp is slideMpp * tile0 / tileSize). */
   tile0: number;
+  /** Level-0 pixels from one tile's origin to the next (tile0 minus the overlap); absent: tile0. */
+  stride0?: number;
   cols: number;
   rows: number;
   /** Level read for every tile; its scale relative to level 0 per axis. */
@@ -73,29 +77,34 @@ export function tissueFraction(mask: TissueMask, x: number, y: number, w: number
 
 /** Plans the grid: pure function of the levels, the slide's mpp and a tissue mask. */
 export function planTileGrid(levels: readonly SlideLevel[], slideMpp: number, mask: TissueMask, options: TileGridOptions = {}): TileGrid {
-  const { tileSize = DEFAULT_TILE_SIZE, mpp = DEFAULT_MPP, minTissue = DEFAULT_MIN_TISSUE } = options;
-  if (!(slideMpp > 0 && mpp > 0 && tileSize > 0)) throw new RangeError(`bad tile grid parameters (slide ${slideMpp} µm/px, target ${mpp} µm/px, ${tileSize} px)`);
+  const { tileSize = DEFAULT_TILE_SIZE, mpp = DEFAULT_MPP, minTissue = DEFAULT_MIN_TISSUE, overlap = 0 } = options;
+  if (!(slideMpp > 0 && mpp > 0 && tileSize > 0 && overlap >= 0 && overlap < tileSize)) {
+    throw new RangeError(`bad tile grid parameters (slide ${slideMpp} µm/px, target ${mpp} µm/px, ${tileSize} px, overlap ${overlap} px)`);
+  }
   const l0 = levels[0];
   const tile0 = Math.max(1, Math.round((tileSize * mpp) / slideMpp));
-  const cols = Math.floor(l0.width / tile0), rows = Math.floor(l0.height / tile0);
+  const stride0 = Math.max(1, Math.round(((tileSize - overlap) * mpp) / slideMpp));
+  const span = (side: number) => (side < tile0 ? 0 : Math.floor((side - tile0) / stride0) + 1);
+  const cols = span(l0.width), rows = span(l0.height);
   const level = chooseLevel(levels, tile0, tileSize);
   const levelScaleX = level.width / l0.width, levelScaleY = level.height / l0.height;
   const tiles: TileRect[] = [];
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
-      const x = c * tile0, y = r * tile0;
+      const x = c * stride0, y = r * stride0;
       const tissue = tissueFraction(mask, x, y, tile0, tile0);
       if (tissue >= minTissue) tiles.push({ index: r * cols + c, x, y, w: tile0, h: tile0, tissue: Math.round(tissue * 1000) / 1000 });
     }
   }
   const exact = Math.abs(tile0 * levelScaleX - tileSize) < 0.5 && Math.abs(tile0 * levelScaleY - tileSize) < 0.5;
-  return { tileSize, mpp, slideMpp, tile0, cols, rows, level: level.index, levelScaleX, levelScaleY, resample: !exact, tiles };
+  return { tileSize, mpp, slideMpp, tile0, ...(stride0 !== tile0 ? { stride0 } : {}), cols, rows, level: level.index, levelScaleX, levelScaleY, resample: !exact, tiles };
 }
 
 /** The level-0 rectangle of any grid index (kept or not). */
-export function tileRect(grid: Pick<TileGrid, 'cols' | 'rows' | 'tile0'>, index: number): { x: number; y: number; w: number; h: number } {
+export function tileRect(grid: Pick<TileGrid, 'cols' | 'rows' | 'tile0' | 'stride0'>, index: number): { x: number; y: number; w: number; h: number } {
   if (!(Number.isInteger(index) && index >= 0 && index < grid.cols * grid.rows)) throw new RangeError(`tile index ${index} outside the ${grid.cols}x${grid.rows} grid`);
-  return { x: (index % grid.cols) * grid.tile0, y: Math.floor(index / grid.cols) * grid.tile0, w: grid.tile0, h: grid.tile0 };
+  const stride = grid.stride0 ?? grid.tile0;
+  return { x: (index % grid.cols) * stride, y: Math.floor(index / grid.cols) * stride, w: grid.tile0, h: grid.tile0 };
 }
 
 /** Reads grid tile `index` as RGB [tileSize, tileSize, 3] (HWC), resampled when needed. */

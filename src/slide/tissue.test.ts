@@ -63,3 +63,47 @@ describe('resampling', () => {
     expect(up[0]).toBeLessThanOrEqual(60);
   });
 });
+
+describe('tissue detection on a slide without a pyramid', () => {
+  it('reads a strided subset of blocks, not the whole level, and finds about the same tissue', async () => {
+    const { ensureFixtures } = await import('../../scripts/make-fixtures.ts');
+    const { fromPath } = await import('./node-open.ts');
+    const { detectTissue } = await import('./tissue.ts');
+    const dir = await ensureFixtures();
+    const slide = await fromPath(`${dir}/tiled-none.tiff`); // 960 x 720, 128 px tiles, one level
+    try {
+      expect(slide.levels).toHaveLength(1);
+      let pixels = 0;
+      const counting = new Proxy(slide, {
+        get(t, k) {
+          if (k === 'readRegion') return (l: number, x: number, y: number, w: number, h: number, o?: object) => { pixels += w * h; return t.readRegion(l, x, y, w, h, o); };
+          const v = Reflect.get(t, k);
+          return typeof v === 'function' ? v.bind(t) : v;
+        },
+      });
+      const full = await detectTissue(counting, { downsample: 8, maxBlocks: 1000 });
+      const fullPixels = pixels;
+      pixels = 0;
+      const sampled = await detectTissue(counting, { downsample: 8, maxBlocks: 12 });
+      expect(full.sampleStride).toBe(1);
+      expect(fullPixels).toBe(960 * 720);
+      expect(sampled.sampleStride).toBe(2);
+      expect(pixels).toBeLessThanOrEqual((960 * 720) / 3); // 12 of 48 blocks
+      expect([sampled.width, sampled.height]).toEqual([full.width, full.height]);
+      expect(Math.abs(sampled.fraction - full.fraction)).toBeLessThan(0.1);
+      let agree = 0;
+      for (let i = 0; i < full.data.length; i++) agree += Number(full.data[i] === sampled.data[i]);
+      expect(agree / full.data.length).toBeGreaterThan(0.75);
+    } finally {
+      await slide.close();
+    }
+  });
+  it('a fixed gray threshold replaces Otsu', () => {
+    const w = 20, h = 10;
+    const rgb = new Uint8Array(w * h * 3).fill(242);
+    for (let y = 0; y < h; y++) for (let x = 0; x < 10; x++) rgb.set([200, 150, 190], (y * w + x) * 3); // gray about 172
+    expect(tissueMaskOf(rgb, w, h, { blurRadius: 0 }).fraction).toBeCloseTo(0.5, 5);
+    expect(tissueMaskOf(rgb, w, h, { blurRadius: 0, threshold: 160 }).fraction).toBe(0); // darker than 160 only
+    expect(tissueMaskOf(rgb, w, h, { blurRadius: 0, threshold: 160 }).threshold).toBe(160);
+  });
+});

@@ -14,6 +14,8 @@ export interface TissueOptions {
   thresholdRange?: [number, number];
   /** Drop green, blue and black marker ink. */
   penFilter?: boolean;
+  /** A fixed gray threshold (tissue is darker) instead of Otsu's; 0 or absent: Otsu's, clamped into thresholdRange. */
+  threshold?: number;
 }
 
 /** A binary tissue mask. `data` is [height, width], 1 = tissue. */
@@ -28,6 +30,8 @@ export interface TissueMask {
   threshold: number;
   /** Fraction of mask pixels that are tissue. */
   fraction: number;
+  /** Every how many blocks (per axis) were read when the slide had no level near the mask's resolution (1: all). */
+  sampleStride?: number;
 }
 
 /** Rec. 601 luma of RGB [n, 3] -> [n]. */
@@ -111,7 +115,7 @@ export function tissueMaskOf(rgb: Uint8Array, w: number, h: number, options: Tis
   const n = w * h;
   const gray = boxBlur(grayscale(rgb, n), w, h, blurRadius);
   const sat = boxBlur(saturation(rgb, n), w, h, blurRadius);
-  const threshold = Math.min(thresholdRange[1], Math.max(thresholdRange[0], otsu(gray)));
+  const threshold = options.threshold ? options.threshold : Math.min(thresholdRange[1], Math.max(thresholdRange[0], otsu(gray)));
   const minSat = minSaturation * 255;
   const data = new Uint8Array(n);
   let count = 0;
@@ -129,35 +133,85 @@ export function maskDownsample(width0: number, height0: number, target = 16, max
   return Math.max(target, Math.max(width0, height0) / maxSide, 1);
 }
 
+/** Blocks readLowRes reads at most, when no level lies near the wanted resolution (then it samples). */
+export const MAX_LOWRES_BLOCKS = 1024;
+
+export interface LowRes {
+  width: number;
+  height: number;
+  /** RGB [height, width, 3]. */
+  data: Uint8Array;
+  downsampleX: number;
+  downsampleY: number;
+  /** 1 when every block was read; s when only every s-th block per axis was (the rest copy their group's). */
+  sampleStride: number;
+}
+
 /**
  * Reads the slide at about `downsample` level-0 px per pixel: from the finest level not coarser
- * than that, box-averaged by an integer factor, in blocks (memory stays bounded).
+ * than that, box-averaged by an integer factor f, in blocks (memory stays bounded). When that level
+ * is at least 4x finer than wanted and would take more than `maxBlocks` blocks (a slide without a
+ * pyramid), it reads a strided subset: blocks of about one stored tile, every s-th per axis, each
+ * standing for the s x s group around it, so the cost stays about `maxBlocks` blocks whatever the size.
  */
-export async function readLowRes(source: SlideSource, downsample: number, options: { signal?: AbortSignal; blockSize?: number } = {}): Promise<{ width: number; height: number; data: Uint8Array; downsampleX: number; downsampleY: number }> {
+export async function readLowRes(source: SlideSource, downsample: number, options: { signal?: AbortSignal; blockSize?: number; maxBlocks?: number } = {}): Promise<LowRes> {
   const level = [...source.levels].reverse().find((l) => l.downsample <= downsample * 1.0001) ?? source.levels[0];
   const f = Math.max(1, Math.round(downsample / level.downsample));
   const width = Math.ceil(level.width / f), height = Math.ceil(level.height / f);
   const data = new Uint8Array(width * height * 3);
-  // Blocks of at most ~2048 x 2048 level pixels, multiples of f so that boxes never straddle blocks.
+  const l0 = source.levels[0];
+  const result = (sampleStride: number): LowRes => ({ width, height, data, downsampleX: l0.width / (level.width / f), downsampleY: l0.height / (level.height / f), sampleStride });
+  const read = async (x: number, y: number, w: number, h: number) => {
+    throwIfAborted(options.signal, source.name);
+    return downsampleBox((await source.readRegion(level.index, x, y, w, h, options)).data, w, h, f); // [ceil(h/f), ceil(w/f), 3]
+  };
+  // Blocks about one stored tile (strip) in size, multiples of f so that boxes never straddle blocks.
+  const cellW = f * Math.max(1, Math.round((level.tiled ? level.tileWidth : level.width) / f));
+  const cellH = f * Math.max(1, Math.round(level.tileHeight / f));
+  const ncx = Math.ceil(level.width / cellW), ncy = Math.ceil(level.height / cellH);
+  const maxBlocks = options.maxBlocks ?? MAX_LOWRES_BLOCKS;
+  if (f >= 4 && ncx * ncy > maxBlocks) {
+    const sx = ncx === 1 ? 1 : Math.ceil(Math.sqrt((ncx * ncy) / maxBlocks));
+    const sy = ncx === 1 ? Math.ceil(ncy / maxBlocks) : sx;
+    for (let gy = 0; gy < ncy; gy += sy) {
+      for (let gx = 0; gx < ncx; gx += sx) {
+        // The group's middle block is read; every block of the group copies it (tiled if shorter).
+        const cx = Math.min(ncx - 1, gx + (sx >> 1)), cy = Math.min(ncy - 1, gy + (sy >> 1));
+        const x = cx * cellW, y = cy * cellH;
+        const small = await read(x, y, Math.min(cellW, level.width - x), Math.min(cellH, level.height - y));
+        const ox0 = (gx * cellW) / f, oy0 = (gy * cellH) / f;
+        const ox1 = Math.min(width, ((gx + sx) * cellW) / f), oy1 = Math.min(height, ((gy + sy) * cellH) / f);
+        const bw = cellW / f, bh = cellH / f;
+        for (let oy = oy0; oy < oy1; oy++) {
+          const sj = Math.min(small.height - 1, (oy - oy0) % bh);
+          for (let ox = ox0; ox < ox1; ox++) {
+            const si = Math.min(small.width - 1, (ox - ox0) % bw);
+            const s = (sj * small.width + si) * 3, d = (oy * width + ox) * 3;
+            data[d] = small.data[s]; data[d + 1] = small.data[s + 1]; data[d + 2] = small.data[s + 2];
+          }
+        }
+      }
+    }
+    return result(Math.max(sx, sy));
+  }
+  // Blocks of at most ~2048 x 2048 level pixels, multiples of f.
   const step = f * Math.max(1, Math.floor((options.blockSize ?? 2048) / f));
   for (let y = 0; y < level.height; y += step) {
     for (let x = 0; x < level.width; x += step) {
-      throwIfAborted(options.signal, source.name);
       const w = Math.min(step, level.width - x), h = Math.min(step, level.height - y);
-      const small = downsampleBox((await source.readRegion(level.index, x, y, w, h, options)).data, w, h, f);
+      const small = await read(x, y, w, h);
       for (let row = 0; row < small.height; row++) {
         data.set(small.data.subarray(row * small.width * 3, (row + 1) * small.width * 3), ((y / f + row) * width + x / f) * 3);
       }
     }
   }
-  const l0 = source.levels[0];
-  return { width, height, data, downsampleX: l0.width / (level.width / f), downsampleY: l0.height / (level.height / f) };
+  return result(1);
 }
 
 /** Tissue mask of a slide, read at a low resolution. */
-export async function detectTissue(source: SlideSource, options: TissueOptions & { signal?: AbortSignal; downsample?: number; blockSize?: number } = {}): Promise<TissueMask> {
+export async function detectTissue(source: SlideSource, options: TissueOptions & { signal?: AbortSignal; downsample?: number; blockSize?: number; maxBlocks?: number } = {}): Promise<TissueMask> {
   const l0 = source.levels[0];
   const low = await readLowRes(source, options.downsample ?? maskDownsample(l0.width, l0.height), options);
   const mask = tissueMaskOf(low.data, low.width, low.height, options);
-  return { width: low.width, height: low.height, downsampleX: low.downsampleX, downsampleY: low.downsampleY, ...mask };
+  return { width: low.width, height: low.height, downsampleX: low.downsampleX, downsampleY: low.downsampleY, ...mask, sampleStride: low.sampleStride };
 }

@@ -21,10 +21,12 @@ import type { DecodePathRow } from './lib/engine-bench.ts';
 import type { DecodePath } from './lib/decode-bench.ts';
 import { argCheckers } from './lib/args.ts';
 import { parseCli } from '../tools/cli.ts';
+import { commandLine, describeMachine, makeRecord, writeRecord } from './lib/record.ts';
 
 const USAGE = `usage: npm run bench:browser -- [--json] [--only kernels,decode] [--batch 4] [--size 32] [--width 8] [--reps 2] [--timeout-s 900]
        [--decode-files a.svs,b.tiff] [--decode-paths native,js] [--decode-pool 1,2,4] [--decode-tiles 192] [--decode-reps 3]
        [--decode-k 32] [--decode-ranks 1,2] [--decode-steps 3] [--decode-tile-size 32] [--decode-backend cpu|webgpu]
+       [--record <series>]   also write the run as bench/results/<date>-<series>.json (README figures: npm run readme:figures)
 Kernel and tile-decode benchmarks in headless Chromium (WebGPU; SwiftShader without a GPU, SLIDE_LAB_GPU=1 on one).`;
 
 const { values } = parseCli(process.argv.slice(2), {
@@ -45,8 +47,10 @@ const { values } = parseCli(process.argv.slice(2), {
     'decode-steps': { type: 'string', default: '3' },
     'decode-tile-size': { type: 'string', default: '32' },
     'decode-backend': { type: 'string', default: 'cpu' },
+    record: { type: 'string' },
 }, USAGE) as unknown as { values: Record<string, string> & { json: boolean } };
 const { fail, int, ints } = argCheckers('bench:browser', values as Record<string, unknown>, USAGE);
+if (values.record !== undefined && !/^[a-z0-9][a-z0-9-]*$/.test(values.record)) fail(`--record takes a series name (lower-case words joined by '-'), got '${values.record}'`);
 const only = new Set(values.only.split(','));
 for (const o of only) if (o !== 'kernels' && o !== 'decode') fail(`--only takes kernels,decode; got '${o}'`);
 const decodeOpts = {
@@ -109,6 +113,11 @@ try {
     decode,
     criticalPath,
   };
+  if (values.record) {
+    const { options, ...measured } = doc;
+    const machine = describeMachine(`Chromium ${doc.browser.version}, adapter ${JSON.stringify(doc.adapter ?? null)}`);
+    console.error(`record: ${writeRecord(makeRecord({ series: values.record, command: commandLine('bench:browser', process.argv.slice(2), ['SLIDE_LAB_GPU']), doc: measured, config: options, machine }))}`);
+  }
   if (values.json) console.log(JSON.stringify(doc, null, 2));
   else {
     console.log(`Chromium ${doc.browser.version}; adapter ${JSON.stringify(doc.adapter ?? null)}; ${doc.machine.cpu}, ${doc.machine.cores} cores; load ${doc.machine.loadavg.map((x) => x.toFixed(1)).join(' ')}`);

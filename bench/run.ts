@@ -7,7 +7,8 @@
 //   [--kernel-batch 4] [--kernel-size 64] [--kernel-reps 2]
 //   [--decode-files .fixtures/slide/svs-rgb.svs,...] [--decode-pool 1,2,4] [--decode-tiles 192]
 //   [--decode-reps 3] [--decode-k 32] [--decode-ranks 1,2]
-//   [--only kernels,throughput,profile,memory,decode,comm]   (default: all but comm)
+//   [--only kernels,throughput,profile,memory,decode,comm]   (default: all but comm) [--record <series>]
+// --record <series> also writes the run as a dated record, bench/results/<date>-<series>.json (bench/lib/record.ts).
 // Sections: kernels (WebGPU only): Conv2DBackpropFilter/Input stock vs ours. throughput: engine,
 // reference, encoder alone, frozen MIL (rows carry the communication share and bytes). profile:
 // per-kernel time. memory: peak per-rank tensor bytes against --memory-k (micro-batched), its
@@ -50,6 +51,7 @@ import {
 import { fmt, table } from './lib/stats.ts';
 import { encoderMemoryRows, encoderMemoryTable, type EncoderMemoryRow, type SkippedMemoryRow } from './lib/encoder-memory.ts';
 import { argCheckers } from './lib/args.ts';
+import { commandLine, makeRecord, writeRecord } from './lib/record.ts';
 import { parseCli } from '../tools/cli.ts';
 import { decodeRows, describeTiles, rawTilesOf, type DecodePort, type DecodeReply, type DecodeRow } from './lib/decode-bench.ts';
 import { ensureFixtures } from '../scripts/make-fixtures.ts';
@@ -68,7 +70,8 @@ const USAGE = `usage: npm run bench -- [--json] [--backends cpu,webgpu]
   [--kernel-batch 4] [--kernel-size 64] [--kernel-reps 2]
   [--decode-files .fixtures/slide/svs-rgb.svs,...] [--decode-pool 1,2,4] [--decode-tiles 192]
   [--decode-reps 3] [--decode-k 32] [--decode-ranks 1,2]
-  [--only kernels,throughput,profile,memory,decode,comm]   (default: all but comm)`;
+  [--only kernels,throughput,profile,memory,decode,comm]   (default: all but comm)
+  [--record <series>]   also write the run as bench/results/<date>-<series>.json (README figures: npm run readme:figures)`;
 
 const { values } = parseCli(process.argv.slice(2), {
     json: { type: 'boolean', default: false },
@@ -99,9 +102,11 @@ const { values } = parseCli(process.argv.slice(2), {
     'decode-k': { type: 'string', default: '32' },
     'decode-ranks': { type: 'string', default: '1,2' },
     only: { type: 'string', default: 'kernels,throughput,profile,memory,decode' },
+    record: { type: 'string' },
 }, USAGE) as unknown as { values: Record<string, string> & { json: boolean } };
 
 const { fail, int, ints } = argCheckers('bench', values as Record<string, unknown>, USAGE);
+if (values.record !== undefined && !/^[a-z0-9][a-z0-9-]*$/.test(values.record)) fail(`--record takes a series name (lower-case words joined by '-'), got '${values.record}'`);
 const encoders = values.encoder.split(',') as BenchEncoder[];
 for (const e of encoders) if (!(BENCH_ENCODERS as readonly string[]).includes(e)) fail(`--encoder takes ${BENCH_ENCODERS.join(', ')} (a comma-separated list with --only memory); got '${e}'`);
 if (!['fast', 'stock'].includes(values['memory-kernel'])) fail(`--memory-kernel must be fast or stock, got '${values['memory-kernel']}'`);
@@ -386,12 +391,17 @@ const doc = {
   seconds: (performance.now() - started) / 1000,
   machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.cpus().length, memoryGiB: +(os.totalmem() / 2 ** 30).toFixed(1), platform: `${os.platform()} ${os.release()}`, node: process.version, loadavg: os.loadavg() },
   versions: { tfjs: tf.version.tfjs, tfjsBackendWebgpu: version('@tensorflow/tfjs-backend-webgpu'), webgpu: version('webgpu') },
-  config: { ...values, json: undefined },
+  config: { ...values, json: undefined, record: undefined },
   ourKernels: activeTrainingKernels(),
   decode,
   results,
 };
 
+if (values.record) {
+  const { config, ...measured } = doc;
+  const file = writeRecord(makeRecord({ series: values.record, command: commandLine('bench', process.argv.slice(2), ['SLIDE_LAB_KERNELS', 'SLIDE_LAB_SWIFTSHADER']), doc: measured, config }));
+  log(`record: ${file}`);
+}
 if (values.json) {
   console.log(JSON.stringify(doc, null, 2));
 } else {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { WeightFileError } from './errors.ts';
 import { MAX_HEADER_BYTES, openSafetensors, writeSafetensors } from './safetensors.ts';
 import { CountingBlob } from './testing/counting-blob.ts';
+import { refusal } from './testing/refusal.ts';
 
 /** A safetensors file from a header (object or raw text) and a data section; `headerLength` overrides the u64. */
 function rawFile(header: object | string, data: Uint8Array = new Uint8Array(), headerLength?: number): Blob {
@@ -13,14 +14,7 @@ function rawFile(header: object | string, data: Uint8Array = new Uint8Array(), h
   return new Blob([out]);
 }
 
-const reason = async (p: Promise<unknown>): Promise<string> => {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(WeightFileError);
-  return (e as WeightFileError).reason;
-};
+const reason = refusal;
 
 describe('writeSafetensors / openSafetensors', () => {
   const tensors = [

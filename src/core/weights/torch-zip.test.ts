@@ -2,20 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { WeightFileError } from './errors.ts';
 import { openTorchZip } from './torch-zip.ts';
 import { CountingBlob } from './testing/counting-blob.ts';
+import { refusal } from './testing/refusal.ts';
 import { OP, PickleBuilder, type PickleValue, TestTensor, f32Bytes, writeTorchZip } from './testing/torch-writer.ts';
 import { writeZip } from './testing/zip-writer.ts';
 
 const open = (bytes: Uint8Array<ArrayBuffer>, file = 'model.pt') => openTorchZip(new Blob([bytes]), file);
 const checkpoint = (value: PickleValue, storages: Record<string, Uint8Array>, options?: Parameters<typeof writeTorchZip>[2]) =>
   writeTorchZip(PickleBuilder.pickle(value), storages, options);
-const reason = async (p: Promise<unknown>): Promise<string> => {
-  const e = await p.then(
-    () => undefined,
-    (err: unknown) => err,
-  );
-  expect(e).toBeInstanceOf(WeightFileError);
-  return (e as WeightFileError).reason;
-};
+const reason = refusal;
 const values = async (file: Awaited<ReturnType<typeof openTorchZip>>, name: string) => Array.from(await file.tensors.get(name)!.read());
 
 describe('openTorchZip', () => {

@@ -80,3 +80,17 @@ export function rankSlots(k: number, rank: number, ranks: number): Int32Array {
 export function evalKey(seed: number, slideIndex: number): number {
   return hash32(seed, 0x0e7a1, slideIndex) & 0x7fffffff;
 }
+
+/** Keeps `n` slides, the same share of each (split, label) group, in their original order. */
+export function stratifiedSubset<T extends { split: string | null; label: number | null }>(items: T[], n: number): T[] {
+  if (!n || n >= items.length) return items;
+  const groups = new Map<string, T[]>();
+  for (const it of items) {
+    const key = `${it.split}:${it.label}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key)!.push(it);
+  }
+  const keep = new Set<T>();
+  for (const g of groups.values()) g.slice(0, Math.max(1, Math.round((g.length * n) / items.length))).forEach((x) => keep.add(x));
+  return items.filter((x) => keep.has(x));
+}

@@ -2,9 +2,11 @@
 // browser need not detect tissue again), synthetic tiles (no files), or files a user dropped
 // with a manifest CSV. A slide that cannot be used is kept in the list with its error; the rest
 // go on. The ranks read slide files themselves from the URLs (served files or blob: URLs).
-import type { SlideEntry } from '../core/sampler.ts';
+import { stratifiedSubset, type SlideEntry } from '../core/sampler.ts';
 import { syntheticSlides, type SlideTiles, type TileSourceSpec } from '../core/tiles.ts';
 import type { DemoIndex } from '../slide/demo-index.ts';
+
+export { stratifiedSubset };
 
 export interface GridInfo {
   cols: number;
@@ -51,20 +53,6 @@ export interface DataSet {
   issues: string[];
 }
 
-
-/** Keeps `n` slides, the same share of each (split, label) group, in their original order. */
-export function stratifiedSubset<T extends { split: string | null; label: number | null }>(items: T[], n: number): T[] {
-  if (!n || n >= items.length) return items;
-  const groups = new Map<string, T[]>();
-  for (const it of items) {
-    const key = `${it.split}:${it.label}`;
-    if (!groups.has(key)) groups.set(key, []);
-    groups.get(key)!.push(it);
-  }
-  const keep = new Set<T>();
-  for (const g of groups.values()) g.slice(0, Math.max(1, Math.round((g.length * n) / items.length))).forEach((x) => keep.add(x));
-  return items.filter((x) => keep.has(x));
-}
 
 export function entriesOf(slides: SlideInfo[]): SlideEntry[] {
   return slides

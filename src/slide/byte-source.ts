@@ -89,7 +89,7 @@ export class UrlByteSource implements ByteSource {
       const limit = this.options.maxWholeFile ?? 64 * 2 ** 20;
       if (!(declared <= limit)) {
         await response.body?.cancel();
-        throw new SlideError(this.name, 'server does not support HTTP range requests (needed for large slides)', 'io');
+        throw new SlideError(this.name, `the server does not support HTTP range requests (it answered a Range request with the whole file, HTTP 200${Number.isFinite(declared) ? `, ${declared} bytes` : ''}): slides are read by range, never downloaded whole${limit > 0 ? ' past ' + limit + ' bytes' : ''}; serve them from a server that answers Range`, 'io');
       }
       this.whole = new Uint8Array(await response.arrayBuffer());
       this.size = this.whole.length;

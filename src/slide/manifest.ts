@@ -1,4 +1,5 @@
-// Data set manifests: CSV with columns slide,label,split[,path] (path may be a URL). Parsed with
+// Data set manifests: CSV with columns slide,label,split[,path][,mpp] (path may be a URL; mpp is
+// the slide's µm per level-0 pixel, for files that do not say or say it wrong). Parsed with
 // papaparse and validated with zod; every bad row is reported with its line number, the field and
 // the reason, and the good rows go on. openDataset() opens the slides, reporting failures by name.
 import Papa from 'papaparse';
@@ -16,6 +17,8 @@ export interface ManifestRow {
   split: Split;
   /** File path or URL; absent when the slide is found by id (e.g. dropped files). */
   path?: string;
+  /** µm per level-0 pixel given by the manifest (overrides the file's). */
+  mpp?: number;
   /** Line number in the CSV (header is line 1). */
   line: number;
 }
@@ -40,6 +43,9 @@ const rowSchema = z.object({
   label: z.string().trim().toLowerCase().refine((v) => v in LABELS, { message: 'must be 0, 1, negative or positive' }).transform((v) => LABELS[v]),
   split: z.string().trim().toLowerCase().refine((v) => v in SPLITS, { message: 'must be train or val' }).transform((v) => SPLITS[v]),
   path: z.string().trim().optional().transform((v) => (v ? v : undefined)),
+  mpp: z.string().trim().optional()
+    .refine((v) => !v || (Number(v) >= 0.01 && Number(v) <= 100), { message: 'must be the slide\'s µm per pixel, a number from 0.01 to 100' })
+    .transform((v) => (v ? Number(v) : undefined)),
 });
 
 /** Parses manifest CSV text. Never throws for bad content: it reports issues. */
@@ -53,7 +59,7 @@ export function parseManifest(text: string): Manifest {
   const fields = parsed.meta.fields ?? [];
   const missing = ['slide', 'label', 'split'].filter((f) => !fields.includes(f));
   if (missing.length) {
-    errors.push({ line: 1, field: missing.join(','), reason: `missing column${missing.length > 1 ? 's' : ''} (header must have slide,label,split[,path])` });
+    errors.push({ line: 1, field: missing.join(','), reason: `missing column${missing.length > 1 ? 's' : ''} (header must have slide,label,split[,path][,mpp])` });
     return { rows: [], errors };
   }
   // Line numbers: papaparse reports data rows from 0; with skipped blank lines, count from the cursor.
@@ -71,7 +77,7 @@ export function parseManifest(text: string): Manifest {
   const seen = new Map<string, number>();
   parsed.data.forEach((raw, i) => {
     const line = lineOf(i);
-    const result = rowSchema.safeParse({ slide: raw.slide ?? '', label: raw.label ?? '', split: raw.split ?? '', path: raw.path });
+    const result = rowSchema.safeParse({ slide: raw.slide ?? '', label: raw.label ?? '', split: raw.split ?? '', path: raw.path, mpp: raw.mpp });
     if (!result.success) {
       for (const issue of result.error.issues) errors.push({ line, field: String(issue.path[0] ?? ''), reason: issue.message });
       return;

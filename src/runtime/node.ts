@@ -16,15 +16,24 @@ const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 let gpu: GPU | undefined | null = null;
 
+/**
+ * The Vulkan driver environment Dawn reads. Call it on the main thread before starting rank
+ * workers: a worker's process.env is its own copy, so setting it inside a worker does not reach
+ * the driver loader, and Dawn there finds no adapter.
+ */
+export function dawnEnvironment(): void {
+  if (!process.env.VK_ICD_FILENAMES && process.env.SLIDE_LAB_SWIFTSHADER !== '0' && existsSync(SWIFTSHADER_ICD)) {
+    // Without an explicit driver Dawn may pick none on a GPU-less machine; a real GPU host sets SLIDE_LAB_SWIFTSHADER=0.
+    process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+  }
+  process.env.XDG_RUNTIME_DIR ??= '/tmp'; // quiets the Vulkan loader's warning on headless machines
+}
+
 /** navigator.gpu from the `webgpu` package, created once per thread; undefined if it fails. */
 export async function nodeGpu(): Promise<GPU | undefined> {
   if (gpu !== null) return gpu;
   try {
-    if (!process.env.VK_ICD_FILENAMES && process.env.SLIDE_LAB_SWIFTSHADER !== '0' && existsSync(SWIFTSHADER_ICD)) {
-      // Without an explicit driver Dawn may pick none on a GPU-less machine; a real GPU host sets SLIDE_LAB_SWIFTSHADER=0.
-      process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
-    }
-    process.env.XDG_RUNTIME_DIR ??= '/tmp'; // quiets the Vulkan loader's warning on headless machines
+    dawnEnvironment();
     const { create, globals } = await import('webgpu');
     Object.assign(globalThis, globals);
     gpu = create([]) as unknown as GPU;

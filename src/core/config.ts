@@ -81,6 +81,11 @@ export const OptimizerSchema = z.object({
   eps: num(0, 1).default(1e-8),
   /** Learning-rate multiplier for the encoder (fine-tuning usually wants it smaller). */
   encoderLrScale: num(0, 100).default(1),
+  /**
+   * Slides per optimizer step: gradients of this many consecutive slides (steps) are averaged,
+   * then both optimizers apply once (docs/PLATEAU.md). 1 = update after every slide.
+   */
+  accumulateSlides: int(1, 256).default(1),
 });
 
 export const AugmentSchema = z.object({
@@ -127,6 +132,12 @@ export const ConfigSchema = z.object({
   augment: AugmentSchema.default(AugmentSchema.parse({})),
   /** Dropout after the aggregator's two hidden layers (0.25 in the GMA reference). */
   dropout: num(0, 0.95).default(0.25),
+  /**
+   * Normalisation of each tile's feature vector before the aggregator: 'none'; 'layer' (zero mean,
+   * unit variance over D, no learned scale, a LayerNorm without affine); 'l2' (unit length times
+   * sqrt(D), so entries are O(1) whatever the encoder's scale). docs/PLATEAU.md.
+   */
+  featureNorm: z.enum(['none', 'layer', 'l2']).default('none'),
   /** Loss weight of the positive class (0.7 in the paper's recipe); the negative class gets 1 - w. */
   positiveWeight: num(0.01, 0.99).default(0.5),
   /** Train only the aggregator on features of a frozen encoder (the MIL baseline). */

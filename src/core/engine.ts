@@ -16,6 +16,7 @@ import { encoderSpecs } from './models/encoder.ts';
 import { countParams } from './params.ts';
 import { createSharedReduce, sharedSum, type SharedReduceBuffers } from './shared-reduce.ts';
 import { throwIfAborted } from './abort.ts';
+import { appliesAfter, GradientSum } from './optim/accumulate.ts';
 
 export class ReplicaDriftError extends Error {
   constructor(step: number, drift: number) {
@@ -94,6 +95,7 @@ class StepPhases {
 
 /** The backward half of a step as a reduction sees it. */
 interface BackwardHalf {
+  step: number;
   phases: StepPhases;
   /** [k_r, D] rows of dL/dFeatures per rank (rank order), for the ranks' recompute. */
   grads: { rank: number; grad: Float32Array }[];
@@ -132,6 +134,9 @@ export class Engine {
   /** With keepGradients: the last step's summed encoder gradient [P] and aggregator gradients. */
   lastEncoderGrad: Float32Array | null = null;
   lastAggregatorGrads: Map<string, Float32Array> | null = null;
+  /** optimizer.accumulateSlides > 1: the open group's gradients (aggregator by name; encoder as 'enc' [P]). */
+  private aggSum = new GradientSum();
+  private encSum = new GradientSum();
 
   constructor(
     readonly cfg: Config,
@@ -161,7 +166,8 @@ export class Engine {
   }
 
   async init(tiles: TileSourceSpec): Promise<RankInfo[]> {
-    if (this.options.reduction === 'shared' && !this.cfg.frozenEncoder) {
+    // Accumulating over slides keeps the summed gradient in the main context: star reduction only.
+    if (this.options.reduction === 'shared' && !this.cfg.frozenEncoder && this.cfg.optimizer.accumulateSlides <= 1) {
       this.shared = createSharedReduce(this.ranks.length, countParams(encoderSpecs(this.cfg.encoder, this.cfg.tileSize)));
     }
     const sharedReduce = this.shared;
@@ -224,7 +230,7 @@ export class Engine {
     if (!frozen) {
       throwIfAborted(signal);
       const grads = encoded.results.map((res) => ({ rank: res.rank, grad: this.rowsOf(agg.featureGrad, res.slots) }));
-      const half: BackwardHalf = { phases, grads, hyper, scatter: featureRows };
+      const half: BackwardHalf = { step, phases, grads, hyper, scatter: featureRows };
       reduced = await (this.shared ? this.reduceShared(half) : this.reduceStar(half));
       Object.assign(ms, reduced.ms);
       Object.assign(bytes, reduced.bytes);
@@ -260,7 +266,7 @@ export class Engine {
   }
 
   /** Star reduction: shares to the main context, the sum back to every replica. */
-  private async reduceStar({ phases, grads, hyper, scatter }: BackwardHalf): Promise<Reduced> {
+  private async reduceStar({ step, phases, grads, hyper, scatter }: BackwardHalf): Promise<Reduced> {
     const n = this.ranks.length;
     const backward = await timed(() => Promise.all(grads.map(({ rank, grad }) => this.ranks[rank].backward({ grad }))));
     const backs = backward.value;
@@ -276,8 +282,23 @@ export class Engine {
       for (const b of [...backs].sort((a, c) => a.rank - c.rank)) for (let i = 0; i < p; i++) sum[i] += b.grads[i];
       return sum;
     }, shares);
-    const summed = reduce.value;
+    let summed = reduce.value;
     if (this.options.keepGradients) this.lastEncoderGrad = summed.slice();
+    const accumulate = this.cfg.optimizer.accumulateSlides;
+    if (accumulate > 1) {
+      // Accumulate over slides: no update inside a group (the replicas stay as they are); at its end the mean.
+      this.encSum.add(new Map([['enc', summed]]));
+      if (!appliesAfter(step, accumulate, this.totalSteps)) {
+        const recomputeOnly = new Map(backs.map((b) => [b.rank, b.ms.recompute]));
+        return {
+          checksums: [],
+          ms: { scatter: scatterMs, reduce: reduce.ms, optimizer: 0 },
+          bytes: { scatter: scatter.bytes, reduce: shares.bytes },
+          ranks: backs.map((b) => ({ rank: b.rank, ms: { recompute: recomputeOnly.get(b.rank) }, numTensors: b.numTensors })),
+        };
+      }
+      summed = this.encSum.take().get('enc')! as Float32Array<ArrayBuffer>;
+    }
 
     // Every replica applies the identical update.
     const update = await phases.run('optimizer', () =>
@@ -347,7 +368,7 @@ export class Engine {
       tf.tensor2d(dropoutMask(this.cfg.seed, step, k, 0, this.cfg.dropout), [k, HIDDEN]),
       tf.tensor2d(dropoutMask(this.cfg.seed, step, k, 1, this.cfg.dropout), [k, HIDDEN]),
     ];
-    const out = aggregatorGradients(this.agg, this.aggSpecs, h, plan.slide.label, this.cfg.positiveWeight, masks);
+    const out = aggregatorGradients(this.agg, this.aggSpecs, h, plan.slide.label, this.cfg.positiveWeight, masks, this.cfg.featureNorm);
     const probT = tf.tidy(() => tf.softmax(out.logits).reshape([-1]));
     const [loss, scores, prob, featureGrad] = (await Promise.all([out.loss.data(), out.scores.data(), probT.data(), out.featureGrad.data()])) as Float32Array[];
     if (this.options.keepGradients) {
@@ -355,7 +376,18 @@ export class Engine {
       for (const [name, g] of out.grads) this.lastAggregatorGrads.set(name, (await g.data()) as Float32Array);
     }
     const t0 = performance.now();
-    this.aggOpt.apply(out.grads, hyper);
+    if (this.cfg.optimizer.accumulateSlides <= 1) this.aggOpt.apply(out.grads, hyper);
+    else {
+      // Accumulate over slides: add this slide's gradients; at the group's end apply their mean.
+      const own = new Map<string, Float32Array>();
+      for (const [name, g] of out.grads) own.set(name, (await g.data()) as Float32Array);
+      this.aggSum.add(own);
+      if (appliesAfter(step, this.cfg.optimizer.accumulateSlides, this.totalSteps)) {
+        const meanGrads = new Map([...this.aggSum.take()].map(([name, g]) => [name, tf.tensor(g, this.agg.get(name)!.shape)] as [string, Tensor]));
+        this.aggOpt.apply(meanGrads, hyper);
+        tf.dispose([...meanGrads.values()]);
+      }
+    }
     const optimizerMs = performance.now() - t0;
     tf.dispose([h, probT, ...masks, out.loss, out.logits, out.scores, out.featureGrad, ...out.grads.values()]);
     return { loss: loss[0], prob: prob[1], scores, featureGrad, optimizerMs };
@@ -372,7 +404,7 @@ export class Engine {
       const tileIndices = count === slide.numTiles ? Int32Array.from({ length: count }, (_, t) => t) : sampleTiles(slide.numTiles, count, this.cfg.seed, evalKey(this.cfg.seed, i));
       const { features } = await this.gather(-1, slide.id, tileIndices, false, signal);
       const out = tf.tidy(() => {
-        const o = aggregatorForward(this.agg, tf.tensor2d(features, [count, this.d]), null);
+        const o = aggregatorForward(this.agg, tf.tensor2d(features, [count, this.d]), null, this.cfg.featureNorm);
         return [tf.softmax(o.logits).reshape([-1]), o.scores];
       });
       const [p, s] = await Promise.all(out.map((t) => t.data()));

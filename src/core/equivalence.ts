@@ -14,6 +14,7 @@ import { ReferenceTrainer } from './reference.ts';
 import { normalizedL1 } from './metrics.ts';
 import { AdamW } from './optim/adamw.ts';
 import { encoderLrScales } from './optim/fine-tune.ts';
+import { appliesAfter, GradientSum } from './optim/accumulate.ts';
 import type { RankApi } from './protocol.ts';
 import type { SlideEntry } from './sampler.ts';
 import type { TileSource, TileSourceSpec } from './tiles.ts';
@@ -154,6 +155,8 @@ class SameStart {
   private readonly agg: Params;
   private readonly encOpt: AdamW;
   private readonly aggOpt: AdamW;
+  /** optimizer.accumulateSlides > 1: the reference's gradients of the open group (at the engine's weights, fixed inside a group). */
+  private readonly sum = new GradientSum();
 
   constructor(private readonly cfg: Config, run: EquivalenceRun, private readonly encSpecs: ParamSpec[], private readonly aggSpecs: ParamSpec[]) {
     this.trainer = new ReferenceTrainer(cfg, run.slides, run.referenceTiles, run.engineOptions?.encoderWeights);
@@ -179,7 +182,16 @@ class SameStart {
     if (!start.opt.encoder) throw new Error('the engine keeps no encoder optimizer state (frozen encoder)');
     this.encOpt.setState(start.opt.encoder);
     this.aggOpt.setState(start.opt.aggregator);
-    const asTensors = (specs: ParamSpec[]) => new Map<string, Tensor>(specs.map((sp) => [sp.name, tf.tensor(out.grads.get(sp.name)!, sp.shape)]));
+    // Accumulating over slides: inside a group the weights do not move; at its end the group's mean applies.
+    const accumulate = this.cfg.optimizer.accumulateSlides;
+    let apply = out.grads;
+    if (accumulate > 1) {
+      this.sum.add(out.grads);
+      const total = this.cfg.epochs * this.trainer.sampler.stepsPerEpoch;
+      if (!appliesAfter(step, accumulate, total)) return { loss: out.loss, grads: out.grads, enc: unpack(this.encSpecs, start.enc), agg: unpack(this.aggSpecs, start.agg) };
+      apply = this.sum.take();
+    }
+    const asTensors = (specs: ParamSpec[]) => new Map<string, Tensor>(specs.map((sp) => [sp.name, tf.tensor(apply.get(sp.name)!, sp.shape)]));
     const [encGrads, aggGrads] = [asTensors(this.encSpecs), asTensors(this.aggSpecs)];
     // As ReferenceTrainer.trainStep: the aggregator at the schedule's rate, the encoder scaled.
     this.aggOpt.apply(aggGrads, hyper);

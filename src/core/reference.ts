@@ -9,6 +9,7 @@ import { createParams, disposeParams, readParams, sizeOf, writeParams, type Para
 import { AdamW } from './optim/adamw.ts';
 import { encoderLrScales, trainableNames } from './optim/fine-tune.ts';
 import { scheduleAt } from './optim/schedule.ts';
+import { appliesAfter, GradientSum } from './optim/accumulate.ts';
 import { augmentFor, preprocessTile } from './augment.ts';
 import { Sampler, type SlideEntry } from './sampler.ts';
 import type { TileSource } from './tiles.ts';
@@ -31,6 +32,8 @@ export class ReferenceTrainer {
   step = 0;
 
   private encTrainable: string[];
+  /** optimizer.accumulateSlides > 1: the open group's gradients by name. */
+  private gradSum = new GradientSum();
 
   /** encoderWeights: [P] initial encoder weights (pretrained); absent: the seed's random init. */
   constructor(readonly cfg: Config, slides: SlideEntry[], private readonly tiles: TileSource, encoderWeights?: Float32Array) {
@@ -67,17 +70,35 @@ export class ReferenceTrainer {
     const varOf = (name: string) => (this.enc.get(name) ?? this.agg.get(name))!;
     const { value, grads } = tf.variableGrads(() => {
       const h = encoderForward(this.enc, cfg.encoder, x); // [K, D]
-      const { logits } = aggregatorForward(this.agg, h, masks);
+      const { logits } = aggregatorForward(this.agg, h, masks, cfg.featureNorm);
       return weightedCrossEntropy(logits, plan.slide.label, cfg.positiveWeight) as tf.Scalar;
     }, specs.map((sp) => varOf(sp.name)));
     const byName = new Map<string, Tensor>(specs.map((sp) => [sp.name, grads[varOf(sp.name).name]]));
     const warmup = Math.round(cfg.optimizer.warmupEpochs * this.sampler.stepsPerEpoch);
-    const hyper = scheduleAt(cfg.optimizer, step, cfg.epochs * this.sampler.stepsPerEpoch, warmup);
+    const totalSteps = cfg.epochs * this.sampler.stepsPerEpoch;
+    const hyper = scheduleAt(cfg.optimizer, step, totalSteps, warmup);
     const out: ReferenceStep = { step, loss: (await value.data())[0], grads: new Map() };
     for (const [name, g] of byName) out.grads.set(name, (await g.data()) as Float32Array);
     for (const sp of this.encSpecs) if (!trainable.has(sp.name)) out.grads.set(sp.name, new Float32Array(sizeOf(sp.shape)));
-    this.aggOpt.apply(new Map(this.aggSpecs.map((sp) => [sp.name, byName.get(sp.name)!])), hyper);
-    this.encOpt.apply(new Map(this.encTrainable.map((name) => [name, byName.get(name)!])), { lr: hyper.lr * cfg.optimizer.encoderLrScale, weightDecay: hyper.weightDecay });
+    const encHyper = { lr: hyper.lr * cfg.optimizer.encoderLrScale, weightDecay: hyper.weightDecay };
+    const accumulate = cfg.optimizer.accumulateSlides;
+    if (accumulate <= 1) {
+      this.aggOpt.apply(new Map(this.aggSpecs.map((sp) => [sp.name, byName.get(sp.name)!])), hyper);
+      this.encOpt.apply(new Map(this.encTrainable.map((name) => [name, byName.get(name)!])), encHyper);
+    } else {
+      // Gradient accumulation over slides: the mean of the group's gradients, applied at its end.
+      this.gradSum.add(out.grads);
+      if (appliesAfter(step, accumulate, totalSteps)) {
+        const meanGrads = this.gradSum.take();
+        const shapes = new Map([...this.encSpecs, ...this.aggSpecs].map((sp) => [sp.name, sp.shape]));
+        const t = (name: string) => [name, tf.tensor(meanGrads.get(name)!, shapes.get(name)!)] as [string, Tensor];
+        const aggGrads = new Map(this.aggSpecs.map((sp) => t(sp.name)));
+        const encGrads = new Map(this.encTrainable.map(t));
+        this.aggOpt.apply(aggGrads, hyper);
+        this.encOpt.apply(encGrads, encHyper);
+        tf.dispose([...aggGrads.values(), ...encGrads.values()]);
+      }
+    }
     tf.dispose([value, x, ...masks, ...Object.values(grads)]);
     this.step += 1;
     return out;

@@ -51,8 +51,26 @@ export interface AggregatorOutput {
   scores: Tensor;
 }
 
-/** h [K, ndim] features in slot order; masks [K, 512] x2 or null (evaluation). */
-export function aggregatorForward(p: Params, h: Tensor, masks: [Tensor, Tensor] | null): AggregatorOutput {
+export type FeatureNorm = 'none' | 'layer' | 'l2';
+
+/**
+ * h [K, D] -> [K, D], each row normalised: 'layer' to zero mean and unit variance over D (eps 1e-5,
+ * no learned scale or shift), 'l2' to length sqrt(D) (eps 1e-6). Differentiable; 'none' returns h.
+ */
+export function normalizeFeatures(h: Tensor, norm: FeatureNorm): Tensor {
+  if (norm === 'none') return h;
+  const d = h.shape[h.shape.length - 1]!;
+  if (norm === 'layer') {
+    const { mean, variance } = tf.moments(h, -1, true); // [K, 1] each
+    return h.sub(mean).div(variance.add(1e-5).sqrt());
+  }
+  const len = h.square().sum(-1, true).add(1e-12).sqrt(); // [K, 1]
+  return h.div(len.add(1e-6)).mul(Math.sqrt(d));
+}
+
+/** h [K, ndim] features in slot order; masks [K, 512] x2 or null (evaluation); featureNorm applied first. */
+export function aggregatorForward(p: Params, h: Tensor, masks: [Tensor, Tensor] | null, featureNorm: FeatureNorm = 'none'): AggregatorOutput {
+  h = normalizeFeatures(h, featureNorm);
   const lin = (name: string, x: Tensor) => tf.matMul(x as tf.Tensor2D, p.get(`${name}.w`)! as tf.Tensor2D).add(p.get(`${name}.b`)!);
   let h1 = tf.relu(lin('agg.fc1', h)); // [K, 512]
   if (masks) h1 = h1.mul(masks[0]);
@@ -84,14 +102,14 @@ export interface AggregatorGradients {
 
 /** Forward, loss and backward of the aggregator on gathered features [K, D]. The caller disposes the result. */
 export function aggregatorGradients(
-  p: Params, specs: readonly ParamSpec[], features: Tensor, label: 0 | 1, positiveWeight: number, masks: [Tensor, Tensor] | null,
+  p: Params, specs: readonly ParamSpec[], features: Tensor, label: 0 | 1, positiveWeight: number, masks: [Tensor, Tensor] | null, featureNorm: FeatureNorm = 'none',
 ): AggregatorGradients {
   const h = variableFrom(features.clone(), true, 'features');
   let scores: Tensor | null = null;
   let logits: Tensor | null = null;
   const vars = [...specs.map((s) => p.get(s.name)!), h];
   const { value, grads } = tf.variableGrads(() => {
-    const out = aggregatorForward(p, h, masks);
+    const out = aggregatorForward(p, h, masks, featureNorm);
     scores = tf.keep(out.scores);
     logits = tf.keep(out.logits);
     return weightedCrossEntropy(out.logits, label, positiveWeight) as tf.Scalar;

@@ -8,7 +8,7 @@
 //   [--decode-files .fixtures/slide/svs-rgb.svs,...] [--decode-pool 1,2,4] [--decode-tiles 192]
 //   [--decode-reps 3] [--decode-k 32] [--decode-ranks 1,2]
 //   [--only kernels,throughput,profile,memory,decode,comm]   (default: all but comm) [--record <series>]
-// --record <series> also writes the run as a dated record, bench/results/<date>-<series>.json (bench/lib/record.ts).
+// --record <series> also writes the run as a dated record, bench/results/<date>-<series>.json (scripts/readme-figures.records.ts).
 // Sections: kernels (WebGPU only): Conv2DBackpropFilter/Input stock vs ours. throughput: engine,
 // reference, encoder alone, frozen MIL (rows carry the communication share and bytes). profile:
 // per-kernel time. memory: peak per-rank tensor bytes against --memory-k (micro-batched), its
@@ -51,7 +51,7 @@ import {
 import { fmt, table } from './lib/stats.ts';
 import { encoderMemoryRows, encoderMemoryTable, type EncoderMemoryRow, type SkippedMemoryRow } from './lib/encoder-memory.ts';
 import { argCheckers } from './lib/args.ts';
-import { commandLine, makeRecord, writeRecord } from './lib/record.ts';
+import { commandLine, makeRecord, writeRecord } from '../scripts/readme-figures.records.ts';
 import { parseCli } from '../tools/cli.ts';
 import { decodeRows, describeTiles, rawTilesOf, type DecodePort, type DecodeReply, type DecodeRow } from './lib/decode-bench.ts';
 import { ensureFixtures } from '../scripts/make-fixtures.ts';

@@ -13,6 +13,7 @@ const CLIS: [string, string][] = [
   ['export:torch', 'scripts/export-torch.ts'],
   ['bench:browser', 'bench/browser.ts'],
   ['bench', 'bench/run.ts'],
+  ['readme:figures', 'scripts/readme-figures.ts'],
 ];
 
 const run = (file: string, ...args: string[]) => spawnSync('npx', ['tsx', file, ...args], { encoding: 'utf8', timeout: 60_000 });

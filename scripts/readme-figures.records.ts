@@ -2,6 +2,8 @@
 // --record <series>` and `npm run bench:browser -- --record <series>` (or converted from
 // bench/RESULTS.md, saying so in `source`). scripts/readme-figures.ts renders README.md's figure
 // blocks from the newest record of each series, so a README figure is always one a command printed.
+// (Shared by bench/ and scripts/; it lives here because bench/ already imports scripts/, and the
+// top-level folders import each other in no circle.)
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -189,7 +191,7 @@ export function makeRecord(i: RecordInput): BenchRecord {
   }, `record '${i.series}'`);
 }
 
-export const RESULTS_DIR = new URL('../results/', import.meta.url).pathname;
+export const RESULTS_DIR = new URL('../bench/results/', import.meta.url).pathname;
 
 /** Writes `record` as `<dir>/<YYYY-MM-DDTHHMM>-<series>.json` (never over an existing file); returns the path. */
 export function writeRecord(record: BenchRecord, dir = RESULTS_DIR): string {

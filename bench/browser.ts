@@ -21,7 +21,7 @@ import type { DecodePathRow } from './lib/engine-bench.ts';
 import type { DecodePath } from './lib/decode-bench.ts';
 import { argCheckers } from './lib/args.ts';
 import { parseCli } from '../tools/cli.ts';
-import { commandLine, describeMachine, makeRecord, writeRecord } from './lib/record.ts';
+import { commandLine, describeMachine, makeRecord, writeRecord } from '../scripts/readme-figures.records.ts';
 
 const USAGE = `usage: npm run bench:browser -- [--json] [--only kernels,decode] [--batch 4] [--size 32] [--width 8] [--reps 2] [--timeout-s 900]
        [--decode-files a.svs,b.tiff] [--decode-paths native,js] [--decode-pool 1,2,4] [--decode-tiles 192] [--decode-reps 3]

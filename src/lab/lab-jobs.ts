@@ -10,6 +10,8 @@ import { runFrozenVsEndToEnd, runKSweep, type ExperimentRow } from './experiment
 import { terminateAll } from './guard.ts';
 import type { LabOptions } from './presets.ts';
 import type { ExperimentKind, LabEvents } from './session-types.ts';
+import { runPaperFigures, type PaperFiguresParams } from './paper-figures.ts';
+import type { PaperFigures, PaperRun } from './paper-figures-data.ts';
 
 export interface JobContext {
   cfg: Config;
@@ -73,5 +75,40 @@ export async function experimentJob(ctx: JobContext, kind: ExperimentKind, onUpd
   } finally {
     status = ctx.signal.aborted ? 'cancelled' : finished ? 'finished' : 'failed';
     emit(false);
+  }
+}
+
+/** Progress of the paper-figures job: a status line, runs done, the runs so far. */
+export interface PaperFiguresUpdate {
+  running: boolean;
+  status: string;
+  done: number;
+  total: number;
+  runs: PaperRun[];
+}
+
+/** The paper-figures experiment (R runs per arm on one pool of warm ranks); `onUpdate` sees its progress. */
+export async function paperFiguresJob(ctx: JobContext, params: PaperFiguresParams, hash: string, onUpdate: (u: PaperFiguresUpdate) => void): Promise<PaperFigures> {
+  const u: PaperFiguresUpdate = { running: true, status: 'starting the ranks', done: 0, total: (params.ks.length + params.frozenKs.length) * params.repeats, runs: [] };
+  onUpdate({ ...u });
+  let finished = false;
+  try {
+    const out = await runPaperFigures({
+      cfg: ctx.cfg, data: ctx.data, hash, makeRanks: ctx.makeRanks, params, encoderWeights: ctx.encoderWeights, signal: ctx.signal,
+      onStatus: (status, done, total) => {
+        Object.assign(u, { status, done, total });
+        onUpdate({ ...u });
+      },
+      onRun: (_run, runs) => {
+        Object.assign(u, { runs, done: runs.length });
+        onUpdate({ ...u });
+      },
+    });
+    finished = true;
+    return out;
+  } finally {
+    u.status = ctx.signal.aborted ? 'cancelled' : finished ? 'finished' : 'failed';
+    u.running = false;
+    onUpdate({ ...u });
   }
 }

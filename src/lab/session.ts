@@ -11,14 +11,16 @@ import type { EquivalenceRow } from '../core/equivalence.ts';
 import type { RankApi, RankInfo } from '../core/protocol.ts';
 import { encoderSpecs } from '../core/models/encoder.ts';
 import { applyCheckpoint, checkpointOf, checkpointWeights, dataMismatch, type Checkpoint } from './checkpoints.ts';
-import { loadDemo, loadSynthetic, type DataSet } from './dataset.ts';
+import { loadDemo, loadManifest, loadSynthetic, type DataSet } from './dataset.ts';
 import { Emitter } from './emitter.ts';
 import type { ExperimentRow } from './experiments.ts';
 import { exportWeights, importWeights, metricsCsv, metricsJson, type MetricsJson, type WeightsArtifacts } from './export.ts';
 import { loadDroppedFiles, type DroppedFile } from './files.ts';
 import { guardRank } from './guard.ts';
-import { equivalenceJob, experimentJob, EXPERIMENT_TITLES, type JobContext } from './lab-jobs.ts';
-import { DEFAULT_LAB, labHash, parseLabHash, type LabOptions } from './presets.ts';
+import { equivalenceJob, experimentJob, EXPERIMENT_TITLES, paperFiguresJob, type JobContext, type PaperFiguresUpdate } from './lab-jobs.ts';
+import { DEFAULT_PAPER_PARAMS, type PaperFiguresParams } from './paper-figures.ts';
+import type { PaperFigures } from './paper-figures-data.ts';
+import { DEFAULT_LAB, labHash, manifestUrlOf, parseLabHash, type LabOptions } from './presets.ts';
 import { Trainer, type RunHistory } from './run.ts';
 import { ACTIVE_STATES, describeError, type ExperimentKind, type LabError, type LabEvents, type LabState, type MainBackendInfo, type SessionDeps } from './session-types.ts';
 import { TrainingLoop } from './training-loop.ts';
@@ -47,6 +49,9 @@ export class LabSession extends Emitter<LabEvents> {
   lastCheckpoint: { step: number; savedAt: number } | null = null;
   equivalenceRows: EquivalenceRow[] = [];
   experimentRows: ExperimentRow[] = [];
+  /** The last paper-figures experiment (null before one finished) and its progress. */
+  paperFigures: PaperFigures | null = null;
+  paperFiguresProgress: PaperFiguresUpdate | null = null;
   /** The pretrained encoder file loaded in this page (a link names it but cannot carry it). */
   readonly pretrained = new PretrainedSlot();
   /** Restoring a checkpoint: its weights replace the initial ones, so a missing pretrained file is fine. */
@@ -77,6 +82,7 @@ export class LabSession extends Emitter<LabEvents> {
         ensureTrainer: (signal) => this.ensureTrainer(signal),
         discardRun: () => this.discardRun(),
         saveCheckpoint: () => this.saveCheckpoint(),
+        setAside: (id, reason, step) => this.setAside(id, reason, step),
         emit: (kind, value) => this.emit(kind, value),
       },
       { checkpointEvery: deps.checkpointEvery ?? 1 },
@@ -128,11 +134,14 @@ export class LabSession extends Emitter<LabEvents> {
     if (this.running) throw new Error('stop the run before changing the configuration');
     const cfg = parseConfig(config);
     const changed = JSON.stringify(cfg) !== JSON.stringify(this.config);
+    // A new tile grid cuts other tiles: served slides (demo, manifest) are planned again.
+    const replan = JSON.stringify(cfg.grid) !== JSON.stringify(this.config.grid) && options.data === this.options.data && (this.data?.source.kind === 'demo' || this.data?.source.kind === 'manifest');
     this.config = cfg;
     this.options = options;
     this.preset = preset;
     if (changed) void this.discardRun();
     this.emit('config', { config: this.config, lab: this.options, hash: this.hash });
+    if (replan) void this.loadDefaultData();
   }
 
   // ---- data ------------------------------------------------------------------------------------
@@ -156,11 +165,18 @@ export class LabSession extends Emitter<LabEvents> {
   }
 
   loadDefaultData(): Promise<DataSet | null> {
-    return this.options.data === 'synthetic' ? this.loadSynthetic() : this.loadDemo();
+    const manifest = manifestUrlOf(this.options.data);
+    return manifest ? this.loadManifest(manifest) : this.options.data === 'synthetic' ? this.loadSynthetic() : this.loadDemo();
   }
 
   loadDemo(): Promise<DataSet | null> {
-    return this.setData(() => loadDemo(this.deps.demoUrl ?? '/demo/demo.json', this.options.subset, this.deps.fetcher ?? fetch.bind(globalThis)));
+    return this.setData(() => loadDemo(this.deps.demoUrl ?? '/demo/demo.json', this.options.subset, this.deps.fetcher ?? fetch.bind(globalThis), this.config.grid));
+  }
+
+  /** A cohort from a manifest URL (slides by HTTP range requests), planned on the config's grid. */
+  loadManifest(url: string, subset = this.options.subset): Promise<DataSet | null> {
+    const onProgress = (done: number, total: number, name: string) => this.emit('loading', { done, total, name });
+    return this.setData(() => loadManifest(url, subset, this.deps.fetcher ?? fetch.bind(globalThis), this.config.grid, { onProgress }));
   }
 
   loadSynthetic(count = 16, seed = this.config.seed, tilesPerSlide = 32, subset = this.options.subset): Promise<DataSet | null> {
@@ -168,7 +184,7 @@ export class LabSession extends Emitter<LabEvents> {
   }
 
   loadFiles(files: DroppedFile[]): Promise<DataSet | null> {
-    return this.setData(() => loadDroppedFiles(files, { onProgress: (done, total, name) => this.emit('loading', { done, total, name }) }));
+    return this.setData(() => loadDroppedFiles(files, { onProgress: (done, total, name) => this.emit('loading', { done, total, name }), grid: this.config.grid, subset: this.options.subset }));
   }
 
   // ---- pretrained encoder ----------------------------------------------------------------------
@@ -317,9 +333,30 @@ export class LabSession extends Emitter<LabEvents> {
       await this.deps.store.save(c);
       this.lastCheckpoint = { step: c.step, savedAt: c.savedAt };
       this.emit('checkpoint', this.lastCheckpoint);
+      if (this.deps.store.unavailable) this.storageNotice(this.deps.store.unavailable);
+      else this.storageFailed = false;
     } catch (e) {
-      this.fail(e, 'saving a checkpoint');
+      this.storageNotice(`${(e as Error)?.name ?? 'Error'}: ${(e as Error)?.message ?? String(e)}`);
     }
+  }
+
+  /** Set when saving a checkpoint failed: the notice is shown once until a save succeeds again. */
+  private storageFailed = false;
+
+  /** Storage full (QuotaExceededError) or unavailable (private windows): training goes on, with one clear notice. */
+  private storageNotice(why: string): void {
+    if (this.storageFailed) return;
+    this.storageFailed = true;
+    this.fail(new Error(`checkpoints are not being saved (${why}): the browser's storage is full or unavailable. Training goes on, but a reload cannot resume this run; export the weights to keep them.`), 'checkpoints');
+  }
+
+  /** A training slide that failed mid-run (file gone, tile not decodable): listed as set aside with its reason. */
+  private setAside(slideId: string, reason: string, step: number): void {
+    if (this.data) {
+      this.data = { ...this.data, slides: this.data.slides.map((s) => (s.id === slideId ? { ...s, error: `set aside at step ${step}: ${reason}` } : s)) };
+      this.emit('data', this.data);
+    }
+    this.emit('log', `slide ${slideId} set aside at step ${step} (${reason}); the step went on with the next slide`);
   }
 
   latestCheckpoint(): Promise<Checkpoint | null> {
@@ -347,7 +384,7 @@ export class LabSession extends Emitter<LabEvents> {
     }
     if (c.data.kind !== 'files') {
       const d = c.data;
-      const loaded = d.kind === 'demo' ? await this.loadDemo() : await this.loadSynthetic(d.count, d.seed, d.tilesPerSlide, d.subset);
+      const loaded = d.kind === 'demo' ? await this.loadDemo() : d.kind === 'manifest' ? await this.loadManifest(d.url, d.subset) : await this.loadSynthetic(d.count, d.seed, d.tilesPerSlide, d.subset);
       if (!loaded) return false;
     }
     this.setState('starting');
@@ -355,6 +392,7 @@ export class LabSession extends Emitter<LabEvents> {
       this.restoring = true;
       const trainer = await this.ensureTrainer().finally(() => (this.restoring = false));
       await applyCheckpoint(trainer, c);
+      for (const s of c.setAside ?? []) this.setAside(s.id, s.reason, s.step);
       for (const s of c.steps) this.emit('step', s);
       for (const ev of c.evals) this.emit('eval', ev);
       this.emit('progress', trainer.progress());
@@ -535,5 +573,18 @@ export class LabSession extends Emitter<LabEvents> {
         this.emit('experiment', u);
       }),
     );
+  }
+
+  /** The paper figures: R runs per arm (K values end to end and frozen) on Monte Carlo splits; `onUpdate` sees the progress. */
+  async runPaperFigures(params: Partial<PaperFiguresParams> = {}, onUpdate?: (u: PaperFiguresUpdate) => void): Promise<PaperFigures | null> {
+    const p = { ...DEFAULT_PAPER_PARAMS, ...params };
+    const out = await this.busy('paper figures', (ctx) =>
+      paperFiguresJob(ctx, p, this.hash, (u) => {
+        this.paperFiguresProgress = u;
+        onUpdate?.(u);
+      }),
+    );
+    if (out) this.paperFigures = out;
+    return out;
   }
 }

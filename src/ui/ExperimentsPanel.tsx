@@ -6,6 +6,7 @@ import { useLab } from './store.ts';
 import { Chart } from './Chart.tsx';
 import { download, duration, fixed } from './format.ts';
 import { experimentCsv, type ExperimentRow } from '../lab/experiments.ts';
+import { PaperFiguresPanel } from './PaperFiguresPanel.tsx';
 
 function Table({ rows, testId }: { rows: ExperimentRow[]; testId: string }) {
   return (
@@ -103,6 +104,7 @@ export function ExperimentsPanel() {
           <Exports name="frozen-vs-end-to-end" rows={fe} />
         </div>
       )}
+      <PaperFiguresPanel />
     </section>
   );
 }

@@ -2,6 +2,7 @@
 //   [--decode-files .fixtures/slide/svs-rgb.svs,...] [--decode-paths native,js] [--decode-pool 1,2,4]
 //   [--decode-tiles 192] [--decode-reps 3] [--decode-k 32] [--decode-ranks 1,2] [--decode-steps 3]
 //   [--decode-tile-size 32] [--decode-backend cpu|webgpu] [--timeout-s 900]
+//   [--soak-steps 1000] [--soak-ranks 2] [--stop-hash '#preset=first-look']   (--only soak, stop)
 // The reduced browser benchmark: headless Chromium (Debian's, via playwright-core; SwiftShader
 // WebGPU here, a real GPU with SLIDE_LAB_GPU=1). kernels: Conv2DBackpropFilter and
 // Conv2DBackpropInput stock vs ours, layer by layer, on the page's own WebGPU device. decode: tile
@@ -22,10 +23,13 @@ import type { DecodePath } from './lib/decode-bench.ts';
 import { argCheckers } from './lib/args.ts';
 import { parseCli } from '../tools/cli.ts';
 import { commandLine, describeMachine, makeRecord, writeRecord } from '../scripts/readme-figures.records.ts';
+import type { SoakResult } from './pages/soak.ts';
+import { runSoak, stopLatency, type StopSample } from './lib/soak-driver.ts';
 
 const USAGE = `usage: npm run bench:browser -- [--json] [--only kernels,decode] [--batch 4] [--size 32] [--width 8] [--reps 2] [--timeout-s 900]
        [--decode-files a.svs,b.tiff] [--decode-paths native,js] [--decode-pool 1,2,4] [--decode-tiles 192] [--decode-reps 3]
        [--decode-k 32] [--decode-ranks 1,2] [--decode-steps 3] [--decode-tile-size 32] [--decode-backend cpu|webgpu]
+       [--only soak,stop] [--soak-steps 1000] [--soak-ranks 2] [--stop-hash '#preset=first-look&subset=6']
        [--record <series>]   also write the run as bench/results/<date>-<series>.json (README figures: npm run readme:figures)
 Kernel and tile-decode benchmarks in headless Chromium (WebGPU; SwiftShader without a GPU, SLIDE_LAB_GPU=1 on one).`;
 
@@ -48,11 +52,14 @@ const { values } = parseCli(process.argv.slice(2), {
     'decode-tile-size': { type: 'string', default: '32' },
     'decode-backend': { type: 'string', default: 'cpu' },
     record: { type: 'string' },
+    'soak-steps': { type: 'string', default: '1000' },
+    'soak-ranks': { type: 'string', default: '2' },
+    'stop-hash': { type: 'string', default: '#preset=first-look&subset=6' },
 }, USAGE) as unknown as { values: Record<string, string> & { json: boolean } };
 const { fail, int, ints } = argCheckers('bench:browser', values as Record<string, unknown>, USAGE);
 if (values.record !== undefined && !/^[a-z0-9][a-z0-9-]*$/.test(values.record)) fail(`--record takes a series name (lower-case words joined by '-'), got '${values.record}'`);
 const only = new Set(values.only.split(','));
-for (const o of only) if (o !== 'kernels' && o !== 'decode') fail(`--only takes kernels,decode; got '${o}'`);
+for (const o of only) if (!['kernels', 'decode', 'soak', 'stop'].includes(o)) fail(`--only takes kernels,decode,soak,stop; got '${o}'`);
 const decodeOpts = {
   files: values['decode-files'].split(',').map((f) => `/${f.replace(/^\/+/, '')}`),
   paths: values['decode-paths'].split(',') as DecodePath[],
@@ -100,6 +107,16 @@ try {
     decode = await inPage(() => page.evaluate((o) => (window as any).slideLabDecodeBench.run(o), decodeOpts));
     criticalPath = await inPage(() => page.evaluate((o) => (window as any).slideLabDecodeBench.criticalPath(o), pathOpts));
   }
+  let soak: SoakResult | undefined;
+  let stop: StopSample[] | undefined;
+  if (only.has('soak')) {
+    const steps = int('soak-steps');
+    const at = [...new Set([1, 2, 10, ...Array.from({ length: Math.floor(steps / 100) }, (_, i) => (i + 1) * 100), 500, steps].filter((s) => s <= steps))].sort((a, b) => a - b);
+    // A tiny model on synthetic tiles: the run is about what piles up over the steps, not speed.
+    const config = { seed: 7, tiles: 8, tileSize: 16, microBatch: 4, epochs: Math.ceil(steps / 12) + 1, encoder: { kind: 'tiny-cnn', width: 4 }, evalTiles: 8, backend: 'webgpu' };
+    soak = await runSoak(page, base, { steps, ranks: int('soak-ranks'), at, config }, timeoutMs);
+  }
+  if (only.has('stop')) stop = await stopLatency(page, base, values['stop-hash'], ['forward:start', 'aggregator:end', 'forward:start', 'aggregator:end'], 2, timeoutMs);
   const doc = {
     kind: 'slide-lab-bench-browser',
     date: new Date().toISOString(),
@@ -112,6 +129,8 @@ try {
     kernels: out?.rows,
     decode,
     criticalPath,
+    soak,
+    stop,
   };
   if (values.record) {
     const { options, ...measured } = doc;
@@ -143,6 +162,15 @@ try {
       console.log(`\ndecode on the critical path in Chromium (engine on ${criticalPath.slides} demo slides, Web Worker ranks decoding natively; ${sh.encoder} w${sh.width}, ${sh.tileSize} px, ${sh.backend} backend; median per step)`);
       console.log(table(['N', 'prefetch', 'K', 'ms/step', 'decode ms on path', 'share', 'prefetched steps', 'forward ms', 'ms/step saved vs off'],
         criticalPath.rows.map((d) => [d.ranks, d.prefetch ? 'on' : 'off', d.k, fmt(d.stepMs), fmt(d.decodeMs), `${fmt(100 * d.decodeShare)}%`, `${d.prefetchedSteps}/${d.steps}`, fmt(d.forwardMs), d.prefetch && off(d.ranks) ? fmt(off(d.ranks)!.stepMs - d.stepMs) : '-'])));
+    }
+    if (soak) {
+      console.log(`\nsoak in Chromium: ${soak.samples.at(-1)?.step} steps, ${soak.ranks.length} Web Worker ranks (${soak.ranks.map((r) => `${r.backend} ${r.adapter ?? ''}`.trim()).join(', ')}), main context ${soak.main.backend} (${soak.main.why}), ${soak.evals} validations, ${fmt(soak.seconds)} s`);
+      console.log(table(['step', 'ms/step (median since last)', 'main tensors', 'main bytes', ...soak.ranks.flatMap((_, i) => [`rank ${i} tensors`, `rank ${i} bytes`]), 'page heap MiB'],
+        soak.samples.map((x) => [x.step, fmt(x.stepMs), x.main.numTensors, x.main.numBytes, ...x.ranks.flatMap((r) => [r.numTensors, r.numBytes]), x.heap === null ? '-' : fmt(x.heap / 2 ** 20, 2)])));
+    }
+    if (stop) {
+      console.log(`\nStop in the lab (${values['stop-hash']}): click to 'stopped' (workers disposed), measured in the page`);
+      console.log(table(['clicked at', 'step', 'ms', 'checkpoint step', 'steps reported'], stop.map((x) => [x.phase, x.step, fmt(x.ms), x.checkpointStep ?? '-', x.stepsDone])));
     }
     console.log(`\n${fmt(doc.seconds)} s`);
   }

@@ -129,11 +129,13 @@ export interface RankApi {
   getOptimizerState(): Promise<AdamWState | null>;
   setOptimizerState(state: AdamWState): Promise<void>;
   memory(): Promise<{ numTensors: number; numBytes: number }>;
+  /** Stops the rank's reads, decodes and encode/recompute in flight (their call rejects with an AbortError); weights untouched. */
+  cancel(): Promise<void>;
   dispose(): Promise<void>;
 }
 
 /** Every method of RankApi, once: the transports, guards, pools and test doubles are built from this list. */
-export const RANK_METHODS = ['init', 'encode', 'prefetch', 'backward', 'apply', 'backwardApply', 'getWeights', 'setWeights', 'getOptimizerState', 'setOptimizerState', 'memory', 'dispose'] as const satisfies readonly (keyof RankApi)[];
+export const RANK_METHODS = ['init', 'encode', 'prefetch', 'backward', 'apply', 'backwardApply', 'getWeights', 'setWeights', 'getOptimizerState', 'setOptimizerState', 'memory', 'cancel', 'dispose'] as const satisfies readonly (keyof RankApi)[];
 
 export type RankMethod = (typeof RANK_METHODS)[number];
 

@@ -10,6 +10,7 @@ import { augmentFor, NO_AUGMENT, preprocessTile, type InputNorm, type TileAugmen
 import type { TileSource, TileSourceSpec } from './tiles.ts';
 import type { PrefetchRequest, ApplyRequest, ApplyResult, BackendInfo, BackwardApplyRequest, BackwardApplyResult, BackwardRequest, BackwardResult, EncodeRequest, EncodeResult, RankApi, RankInfo, RankInit } from './protocol.ts';
 import { reduceShared, type SharedReduceBuffers } from './shared-reduce.ts';
+import { abortError, throwIfAborted } from './abort.ts';
 
 export interface RankRuntime {
   /** Selects the tfjs backend (own WebGPU adapter and device where possible). */
@@ -59,6 +60,8 @@ export class Rank implements RankApi {
   private shared?: SharedReduceBuffers;
   /** Tiles being read ahead: key "slide|i,j,..." -> [n, S, S, 3] RGB bytes. */
   private ahead: { key: string; pixels: Promise<Uint8Array> } | null = null;
+  /** Aborts the reads and the computation in flight (cancel()); replaced by a fresh one after each cancel. */
+  private inflight = new AbortController();
 
   constructor(private readonly runtime: RankRuntime) {}
 
@@ -84,15 +87,17 @@ export class Rank implements RankApi {
     const d = featureDim(this.cfg.encoder);
     const n = req.slots.length;
     let t0 = performance.now();
+    const signal = this.inflight.signal;
     const key = aheadKey(req);
     const prefetched = this.ahead?.key === key;
-    const pixels = await (prefetched ? this.ahead!.pixels : this.tiles!.read(req.slideId, req.tileIndices, s));
+    const pixels = await untilAborted(prefetched ? this.ahead!.pixels : this.tiles!.read(req.slideId, req.tileIndices, s, signal), signal);
     if (prefetched) this.ahead = null;
     const inputs: StepTiles = { pixels, augs: Array.from(req.slots, (slot) => (req.train ? augmentFor(this.cfg, req.step, slot) : NO_AUGMENT)) };
     const decode = performance.now() - t0; // reading (or awaiting the read-ahead); augmentation runs per micro-batch below
     t0 = performance.now();
     const features = new Float32Array(n * d);
     for (const { start, count } of microBatches(n, m)) {
+      throwIfAborted(signal); // cancel() lands between micro-batches
       const f = tf.tidy(() => encoderForward(this.params, this.cfg.encoder, batchTensor(inputs, start, count, m, s, inputNorm(this.cfg.encoder))));
       const data = (await f.data()) as Float32Array; // [m, D]
       f.dispose();
@@ -104,7 +109,7 @@ export class Rank implements RankApi {
 
   async prefetch(req: PrefetchRequest): Promise<void> {
     if (!req.tileIndices.length) return;
-    const pixels = this.tiles!.read(req.slideId, req.tileIndices, this.cfg.tileSize);
+    const pixels = this.tiles!.read(req.slideId, req.tileIndices, this.cfg.tileSize, this.inflight.signal);
     pixels.catch(() => undefined); // a failed read surfaces in the encode that uses it
     this.ahead = { key: aheadKey(req), pixels };
   }
@@ -115,19 +120,27 @@ export class Rank implements RankApi {
    */
   async backward(req: BackwardRequest): Promise<BackwardResult> {
     const t0 = performance.now();
-    const grads = await this.shareOfGradient(req.grad);
+    const grads = await this.shareOfGradient(req.grad, true);
     return { rank: this.rank, grads, ms: { recompute: performance.now() - t0 }, numTensors: tf.memory().numTensors };
   }
 
-  /** [P] this rank's share of dL/dθ from dL/dFeatures [k_r, D] of its slots. */
-  private async shareOfGradient(grad: Float32Array): Promise<Float32Array> {
+  /**
+   * [P] this rank's share of dL/dθ from dL/dFeatures [k_r, D] of its slots. `cancellable`: cancel()
+   * cuts it between micro-batches (not in backwardApply: the other ranks would wait for this one's share).
+   */
+  private async shareOfGradient(grad: Float32Array, cancellable = false): Promise<Float32Array> {
     if (!this.inputs) throw new Error(`rank ${this.rank}: backward without a training encode`);
     const { tileSize: s, microBatch: m } = this.cfg;
     const d = featureDim(this.cfg.encoder);
     const n = grad.length / d;
     const vars = this.trainable.map((name) => this.params.get(name)!); // frozen layers get no gradient (it stays 0)
+    const signal = this.inflight.signal;
     const acc = new Map<string, Tensor>(this.specs.map((sp) => [sp.name, tf.zeros(sp.shape)]));
     for (const { start, count } of microBatches(n, m)) {
+      if (cancellable && signal.aborted) {
+        tf.dispose([...acc.values()]);
+        throwIfAborted(signal);
+      }
       const x = batchTensor(this.inputs, start, count, m, s, inputNorm(this.cfg.encoder));
       const dyBuf = new Float32Array(m * d); // padded rows carry zero gradient
       dyBuf.set(grad.subarray(start * d, (start + count) * d));
@@ -192,6 +205,19 @@ export class Rank implements RankApi {
     this.optimizer.setState(state);
   }
 
+  /**
+   * Stops this rank's tile reads (and decodes) and its encode or recompute in flight: the call
+   * waiting on them rejects with an AbortError at its next micro-batch; the read-ahead is dropped.
+   * The weights and the optimizer are untouched (an update is never cut), so the rank serves the
+   * next call as before.
+   */
+  async cancel(): Promise<void> {
+    this.inflight.abort(abortError(`rank ${this.rank}: aborted (its run was stopped or paused)`));
+    this.inflight = new AbortController();
+    this.ahead = null;
+    this.inputs = null;
+  }
+
   async memory(): Promise<{ numTensors: number; numBytes: number }> {
     const mem = tf.memory();
     return { numTensors: mem.numTensors, numBytes: mem.numBytes };
@@ -206,4 +232,17 @@ export class Rank implements RankApi {
     this.inputs = null;
     this.ahead = null;
   }
+}
+
+/** `work`, or a rejection with the signal's reason as soon as it aborts (a read that ignores its signal must not hold the call). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(signal.reason ?? abortError());
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason ?? abortError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

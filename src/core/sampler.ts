@@ -51,6 +51,12 @@ export function sampleTiles(numTiles: number, k: number, seed: number, step: num
 
 export class Sampler {
   readonly train: SlideEntry[];
+  /**
+   * Slides set aside during a run (their tiles could not be read): a step whose slide is set aside
+   * trains the next usable slide of that epoch's order instead. The order itself never changes, so
+   * the other steps, a resumed run and every rank see the same plans.
+   */
+  readonly setAside = new Set<string>();
   constructor(slides: readonly SlideEntry[], readonly seed: number, readonly k: number) {
     this.train = slides.filter((s) => s.split === 'train' && s.numTiles > 0);
     if (this.train.length === 0) throw new Error('the data set has no training slide with tissue tiles');
@@ -63,7 +69,13 @@ export class Sampler {
   /** The plan of global step `step` (0-based): which slide, which K tiles. */
   plan(step: number): StepPlan {
     const epoch = Math.floor(step / this.train.length);
-    const slide = epochOrder(this.train, this.seed, epoch)[step % this.train.length];
+    const order = epochOrder(this.train, this.seed, epoch);
+    let i = step % this.train.length;
+    for (let tries = 0; this.setAside.size && this.setAside.has(order[i].id); tries++) {
+      if (tries >= order.length) throw new Error('every training slide has been set aside: no slide left to train on');
+      i = (i + 1) % order.length;
+    }
+    const slide = order[i];
     return { step, epoch, slide, tileIndices: sampleTiles(slide.numTiles, this.k, this.seed, step) };
   }
 }

@@ -2,6 +2,7 @@
 // synthetic source here needs no files (tests, equivalence), the slide source (src/slide/)
 // decodes whole-slide TIFFs inside the rank's worker.
 import { hash32, Rng, Stream, stringKey } from './rng.ts';
+import { throwIfAborted } from './abort.ts';
 import type { SlideEntry } from './sampler.ts';
 import type { TileGrid } from '../slide/tiles.ts';
 
@@ -45,7 +46,8 @@ export class SyntheticTiles implements TileSource {
     return this.labels.get(slideId) === 1 && hash32(this.seed, Stream.synthetic, stringKey(slideId), tile) / 4294967296 < this.lesionFraction;
   }
 
-  async read(slideId: string, tileIndices: Int32Array, size: number): Promise<Uint8Array> {
+  async read(slideId: string, tileIndices: Int32Array, size: number, signal?: AbortSignal): Promise<Uint8Array> {
+    throwIfAborted(signal);
     if (!this.labels.has(slideId)) throw new Error(`unknown slide ${slideId}`);
     const out = new Uint8Array(tileIndices.length * size * size * 3);
     tileIndices.forEach((tile, n) => this.paint(out.subarray(n * size * size * 3, (n + 1) * size * size * 3), size, slideId, tile));

@@ -28,16 +28,21 @@ export interface Checkpoint {
   /** Step reports without attention arrays, and the validation summaries. */
   steps: StepReport[];
   evals: EvalSummary[];
+  /** Training slides set aside during the run (unreadable), with the step and the reason: a resumed run skips them too. */
+  setAside?: { id: string; step: number; reason: string }[];
 }
 
 export interface CheckpointStore {
   save(c: Checkpoint): Promise<void>;
   load(id?: string): Promise<Checkpoint | null>;
   remove(id?: string): Promise<void>;
+  /** Why checkpoints saved here do not survive a reload (no IndexedDB in this browser), when they do not. */
+  readonly unavailable?: string;
 }
 
 export class MemoryCheckpointStore implements CheckpointStore {
   private items = new Map<string, Checkpoint>();
+  constructor(readonly unavailable?: string) {}
   async save(c: Checkpoint): Promise<void> {
     this.items.set(c.id, structuredClone(c));
   }
@@ -90,7 +95,7 @@ export class IdbCheckpointStore implements CheckpointStore {
 }
 
 export function defaultStore(): CheckpointStore {
-  return typeof indexedDB === 'undefined' ? new MemoryCheckpointStore() : new IdbCheckpointStore();
+  return typeof indexedDB === 'undefined' ? new MemoryCheckpointStore('IndexedDB is not available in this browser') : new IdbCheckpointStore();
 }
 
 /** Step reports without their attention arrays (what a checkpoint keeps). */
@@ -112,7 +117,16 @@ export async function checkpointOf(t: Trainer, data: DataSet, hash: string, id =
     optimizer: await t.engine.optimizerState(),
     steps: compactSteps(t.history.steps),
     evals: t.history.evals,
+    setAside: setAsideOf(t, data),
   };
+}
+
+/** The run's set-aside slides with the step and reason the data set lists (SlideInfo.error: "set aside at step N: why"). */
+function setAsideOf(t: Trainer, data: DataSet): Checkpoint['setAside'] {
+  return [...t.engine.sampler.setAside].map((id) => {
+    const m = /^set aside at step (\d+): ([\s\S]*)$/.exec(data.slides.find((s) => s.id === id)?.error ?? '');
+    return { id, step: m ? Number(m[1]) : t.engine.step, reason: m ? m[2] : 'its tiles could not be read' };
+  });
 }
 
 /** Puts a fresh run (same config and data) where the checkpoint left off. */
@@ -121,6 +135,7 @@ export async function applyCheckpoint(t: Trainer, c: Checkpoint): Promise<void> 
   await t.engine.setEncoderWeights(c.encoder);
   if (c.optimizer) await t.engine.setOptimizerState(c.optimizer);
   t.engine.step = c.step;
+  for (const s of c.setAside ?? []) t.engine.sampler.setAside.add(s.id);
   t.history.steps.push(...c.steps);
   t.history.evals.push(...c.evals);
 }

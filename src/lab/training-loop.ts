@@ -17,6 +17,8 @@ export interface LoopHost {
   /** Disposes the live run's engine and workers. */
   discardRun(): Promise<void>;
   saveCheckpoint(): Promise<void>;
+  /** A training slide whose tiles could not be read mid-run: the session lists it as set aside with the reason. */
+  setAside?(slideId: string, reason: string, step: number): void;
   /** The session's state, events and errors ('error' with null clears the error). */
   emit<K extends keyof LabEvents>(kind: K, value: LabEvents[K]): void;
 }
@@ -46,6 +48,10 @@ export class TrainingLoop {
   private teachingMode = false;
   /** The state this loop last reported. */
   private state: LabState | null = null;
+  /** Pause: cuts the step in flight while its ranks still read and encode (nothing has changed yet: the step is redone on resume). */
+  private cut: AbortController | null = null;
+  /** The step in flight's latest phase event (null between steps). */
+  private phaseNow: PhaseEvent | null = null;
 
   constructor(
     private readonly host: LoopHost,
@@ -88,6 +94,14 @@ export class TrainingLoop {
     if (!this.loop) return;
     this.pauseRequested = true;
     if (this.state === 'running') this.setState('pausing');
+    // In the forward phase no weight has changed yet: drop the step and redo it on resume. Later in
+    // the step the aggregator has been updated, so the step runs to its end (the engine checks the
+    // cut right after the gather, before the aggregator, so the two cannot overlap).
+    const p = this.phaseNow;
+    if (this.cut && p?.phase === 'forward' && p.at === 'start') {
+      this.cut.abort(abortError('paused'));
+      this.cancelRanks();
+    }
   }
 
   resume(): void {
@@ -113,6 +127,7 @@ export class TrainingLoop {
     if (!this.loop) return;
     this.setState('stopping');
     this.abort?.abort(abortError('stopped by the user'));
+    this.cancelRanks(); // the ranks drop their reads, decodes and encode or recompute in flight
     this.continuePhase();
     this.wakeLoop();
     const loop = this.loop;
@@ -125,8 +140,14 @@ export class TrainingLoop {
     }
   }
 
+  /** Asks every rank of the live run to drop the work in flight (the call waiting on it rejects with an AbortError). */
+  private cancelRanks(): void {
+    for (const r of this.host.trainer?.ranks ?? []) void r.cancel().catch(() => undefined);
+  }
+
   /** Engine phase hook: in teaching mode, holds the step at each phase's end. */
   async onPhase(e: PhaseEvent): Promise<void> {
+    this.phaseNow = e;
     const waiting = this.teachingMode && e.at === 'end' && !this.abort?.signal.aborted;
     this.host.emit('phase', { ...e, waiting });
     if (waiting) await new Promise<void>((release) => (this.held = { event: e, release }));
@@ -175,7 +196,25 @@ export class TrainingLoop {
             this.setState('running');
           }
           if (signal.aborted) break;
-          const { report, eval: ev } = await abortable(trainer.step(signal, false, (done, total) => host.emit('evalProgress', { done, total })), kill);
+          const cut = (this.cut = new AbortController());
+          let out: Awaited<ReturnType<Trainer['step']>>;
+          try {
+            out = await abortable(trainer.step(AbortSignal.any([signal, cut.signal]), false, (done, total) => host.emit('evalProgress', { done, total })), kill);
+          } catch (e) {
+            if (cut.signal.aborted && !signal.aborted && isAbort(e)) continue; // cut by a pause before any change: redone on resume
+            const unreadable = !signal.aborted && this.phaseNow?.phase === 'forward' && this.phaseNow.step === trainer.engine.step ? slideFailure(e) : null;
+            if (unreadable === null) throw e;
+            // The slide's tiles could not be read while the ranks encoded it: no weight has changed.
+            // Set it aside and redo the step on the next slide of the epoch's order.
+            const slide = trainer.engine.sampler.plan(trainer.engine.step).slide.id;
+            trainer.engine.sampler.setAside.add(slide);
+            host.setAside?.(slide, unreadable, trainer.engine.step);
+            continue;
+          } finally {
+            this.cut = null;
+            this.phaseNow = null;
+          }
+          const { report, eval: ev } = out;
           this.budget -= 1;
           host.emit('step', report);
           if (ev) host.emit('eval', ev);
@@ -205,6 +244,17 @@ export class TrainingLoop {
       }
     })();
   }
+}
+
+/**
+ * Why a rank could not read a slide's tiles (a SlideError from its tile source: the file has gone,
+ * a tile does not decode), or null for any other failure (a crashed rank, a bug, an abort).
+ */
+export function slideFailure(e: unknown): string | null {
+  const call = (e as { call?: string })?.call;
+  const cause = (e as { cause?: { name?: string; message?: string; code?: string } })?.cause;
+  if (!(e instanceof RankError) || call !== 'encode' || cause?.name !== 'SlideError' || cause.code === 'aborted' || isAbort(e)) return null;
+  return e.reason;
 }
 
 /** A failed start or step, in words: where (the rank and call, the step, the slide) and why. */

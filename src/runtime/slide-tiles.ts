@@ -5,7 +5,7 @@ import type { SlideSource, TileDecoder } from '../slide/source.ts';
 import { fromBlob, fromUrl } from '../slide/source.ts';
 import { readTile } from '../slide/tiles.ts';
 import { resampleRect } from '../slide/resample.ts';
-import { SlideError } from '../slide/errors.ts';
+import { SlideError, throwIfAborted } from '../slide/errors.ts';
 
 export interface SlideFileOptions {
   decoder?: TileDecoder;
@@ -52,7 +52,9 @@ export class SlideFileTiles implements TileSource {
   async read(slideId: string, tileIndices: Int32Array, size: number, signal?: AbortSignal): Promise<Uint8Array> {
     const entry = this.slides.get(slideId);
     if (!entry) throw new SlideError(slideId, 'this slide is not part of the data set the rank was given', 'io');
+    throwIfAborted(signal, slideId);
     const src = await this.source(entry);
+    throwIfAborted(signal, slideId);
     const grid = entry.grid;
     const out = new Uint8Array(tileIndices.length * size * size * 3);
     await Promise.all(

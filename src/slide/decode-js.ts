@@ -4,7 +4,7 @@
 // Node, in workers and on the main thread; decode-native.ts falls back to it.
 import { getDecoder } from 'geotiff';
 import type { OpenJpegModule } from './decode-j2k.ts';
-import { SlideError } from './errors.ts';
+import { isAbortError, SlideError, throwIfAborted } from './errors.ts';
 import { samplesToRgb, whiteTile, type RawTile, type TileDecoder } from './raw-tile.ts';
 
 /** Aperio JPEG 2000: YCbCr (33003) and RGB (33005); see decode-j2k.ts. */
@@ -28,9 +28,10 @@ export interface JsDecoderOptions {
 /** A JS decoder with its per-level geotiff codec cache. */
 export function createJsDecoder(options: JsDecoderOptions = {}): TileDecoder {
   const codecs = new Map<string, Promise<GeotiffDecoder>>();
-  return async (tile) => {
+  return async (tile, signal) => {
     if (tile.bytes.length === 0) return whiteTile(tile.width, tile.height);
     if (isJ2k(tile.compression)) return decodeJ2k(tile, options.loadJ2k);
+    throwIfAborted(signal, tile.file); // a stopped run decodes no further tile
     const key = `${tile.file}#${tile.levelKey}#${tile.width}x${tile.height}`;
     let codec = codecs.get(key);
     if (!codec) {
@@ -50,7 +51,9 @@ export function createJsDecoder(options: JsDecoderOptions = {}): TileDecoder {
     try {
       const input = tile.bytes.slice().buffer as ArrayBuffer; // codecs may keep or detach the buffer
       decoded = await (await codec).decode(input);
+      throwIfAborted(signal, tile.file);
     } catch (e) {
+      if (isAbortError(e)) throw e;
       throw new SlideError(tile.file, `corrupt tile data (${(e as Error).message})`);
     }
     return samplesToRgb(new Uint8Array(decoded), tile);

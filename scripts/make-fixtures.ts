@@ -4,8 +4,13 @@
 // files, LZW/Deflate/ZSTD/PackBits/uncompressed and strip images, missing tiles, Aperio JPEG 2000
 // (33005 RGB, 33003 YCbCr with and without the codestream's colour transform), and broken files.
 // Usage: npx tsx scripts/make-fixtures.ts [--force]. Tests call ensureFixtures().
+// `--reference-slides DIR` writes instead the small slides committed under fixtures/slides/ that
+// are made with the project's own encoders (scripts/golden/make_slide_refs.py calls it; the 4:2:0
+// JPEG 2000 variant runs Debian's `vips` per tile).
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { deflateSync } from 'node:zlib';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
@@ -15,7 +20,7 @@ import { paintScene, randomBlob, rng, downsampleRgb, cutTiles, type Texture } fr
 import { parseCli, usageExit } from '../tools/cli.ts';
 import { basicTags, layoutTiff, tiffBytes, T, type TiffImageSpec, type TiffLayout } from '../src/slide/testing/tiff-writer.ts';
 
-export const FIXTURE_VERSION = 7;
+export const FIXTURE_VERSION = 8;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const FIXTURE_DIR = join(ROOT, '.fixtures', 'slide');
 export const TEXTURE_PATH = join(ROOT, 'public', 'textures', 'ihc.png');
@@ -81,29 +86,75 @@ function svs(base: Uint8Array, w: number, h: number, o: { tile: number; ycbcr: b
   ];
 }
 
+type J2kKind = 'rgb' | 'rgb-lossy' | 'ycbcr' | 'ycbcr-mct' | 'ycbcr-420';
+
+/** A bare JPEG 2000 codestream of RGB [h, w, 3] as libvips's jp2ksave writes it with 4:2:0 chroma (YCbCr, no MCT). */
+async function vipsJ2k420(rgb: Uint8Array, w: number, h: number, work: string, i: number): Promise<Uint8Array> {
+  const png = join(work, `t${i}.png`), jp2 = join(work, `t${i}.jp2`);
+  writeFileSync(png, await pngOf(rgb, w, h));
+  const r = spawnSync('vips', ['jp2ksave', png, jp2, '--Q', '85', '--subsample-mode', 'on'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`vips jp2ksave failed (${r.error?.message ?? r.stderr}); install libvips-tools`);
+  const file = readFileSync(jp2);
+  for (let k = 0; k + 3 < file.length; k++) {
+    if (file[k] === 0xff && file[k + 1] === 0x4f && file[k + 2] === 0xff && file[k + 3] === 0x51) return new Uint8Array(file.subarray(k));
+  }
+  throw new Error('no codestream in the jp2 file vips wrote');
+}
+
+/** PNG bytes of RGB [h, w, 3]. */
+async function pngOf(rgb: Uint8Array, w: number, h: number): Promise<Uint8Array> {
+  return new Uint8Array(await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer());
+}
+
 /**
- * An Aperio-like JPEG 2000 SVS: level 0 and level 1 (4x), `tile` px tiles. 'rgb': 33005, lossless
- * with MCT; 'ycbcr': 33003, lossless YCbCr components without MCT (what Aperio writes);
- * 'ycbcr-mct': 33003 whose codestreams use the (lossy, irreversible) MCT themselves.
+ * An Aperio-like JPEG 2000 SVS: level 0 and level 1 (4x), `tile` px tiles (edge tiles padded, as
+ * Aperio writes them). 'rgb': 33005, lossless with MCT; 'rgb-lossy': 33005 at ratio 12;
+ * 'ycbcr': 33003, lossless YCbCr components without MCT; 'ycbcr-mct': 33003 whose YCbCr
+ * components are coded with the (irreversible) MCT at ratio 12; 'ycbcr-420': 33003 with 4:2:0
+ * chroma, coded by libvips (runs `vips`). OpenSlide reads every 33003 codestream as YCbCr.
  */
-async function j2kSvs(base: Uint8Array, w: number, h: number, kind: 'rgb' | 'ycbcr' | 'ycbcr-mct', tile: number): Promise<TiffImageSpec[]> {
-  const compression = kind === 'rgb' ? 33005 : 33003;
-  const photometric = kind === 'rgb' ? 2 : 6;
+async function j2kSvs(base: Uint8Array, w: number, h: number, kind: J2kKind, tile: number): Promise<TiffImageSpec[]> {
+  const compression = kind.startsWith('rgb') ? 33005 : 33003;
+  const photometric = kind.startsWith('rgb') ? 2 : 6;
+  const work = kind === 'ycbcr-420' ? mkdtempSync(join(tmpdir(), 'j2k420-')) : '';
   const level = async (rgb: Uint8Array, lw: number, lh: number, description: string): Promise<TiffImageSpec> => {
     const blocks: Uint8Array[] = [];
     for (const t of cutTiles(rgb, lw, lh, tile, tile)) {
       if (kind === 'rgb') blocks.push(await encodeJ2kRgb(t, tile, tile));
-      else if (kind === 'ycbcr-mct') blocks.push(await encodeJ2kRgb(t, tile, tile, { ratio: 12 }));
+      else if (kind === 'rgb-lossy') blocks.push(await encodeJ2kRgb(t, tile, tile, { ratio: 12 }));
+      else if (kind === 'ycbcr-mct') blocks.push(await encodeJ2kRgb(rgbToYcbcr(t), tile, tile, { ratio: 12 }));
+      else if (kind === 'ycbcr-420') blocks.push(await vipsJ2k420(t, tile, tile, work, blocks.length));
       else blocks.push((await encodeJ2kYcbcrNoMct(rgbToYcbcr(t), tile, tile)).codestream);
     }
     return { tiled: true, blocks, tags: basicTags({ width: lw, height: lh, compression, photometric, tileWidth: tile, tileHeight: tile, description }) };
   };
   const l1 = downsampleRgb(base, w, h, 4);
-  const kindName = kind === 'rgb' ? 'J2K/KDU' : 'J2K/YUV16';
-  return [
-    await level(base, w, h, APERIO(w, h, tile, kindName, 0.499)),
-    await level(l1.data, l1.width, l1.height, `Aperio Image Library v12.0.15 \r\n${w}x${h} -> ${l1.width}x${l1.height} - |AppMag = 20|MPP = 0.499`),
+  const kindName = compression === 33005 ? 'J2K/KDU' : 'J2K/YUV16';
+  try {
+    return [
+      await level(base, w, h, APERIO(w, h, tile, kindName, 0.499)),
+      await level(l1.data, l1.width, l1.height, `Aperio Image Library v12.0.15 \r\n${w}x${h} -> ${l1.width}x${l1.height} - |AppMag = 20|MPP = 0.499`),
+    ];
+  } finally {
+    if (work) rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Reference slides (320 x 240 scene, 128 px tiles) made with the project's encoders, for fixtures/slides/. */
+export const REFERENCE_SLIDE_SIZE = { width: 320, height: 240, seed: 5 } as const;
+
+/** Writes base.png (the scene) and the Aperio JPEG 2000 reference slides into `dir`. */
+export async function makeReferenceSlides(dir: string): Promise<string[]> {
+  mkdirSync(dir, { recursive: true });
+  const { width: W, height: H, seed } = REFERENCE_SLIDE_SIZE;
+  const base = scene(await loadTexture(), W, H, seed);
+  writeFileSync(join(dir, 'base.png'), await pngOf(base, W, H));
+  const kinds: [string, J2kKind][] = [
+    ['aperio-33005-rgb.svs', 'rgb-lossy'], ['aperio-33003-ycbcr.svs', 'ycbcr'],
+    ['aperio-33003-ycbcr-mct.svs', 'ycbcr-mct'], ['aperio-33003-420.svs', 'ycbcr-420'],
   ];
+  for (const [name, kind] of kinds) writeFileSync(join(dir, name), tiffBytes(layoutTiff(await j2kSvs(base, W, H, kind, 128))));
+  return ['base.png', ...kinds.map(([n]) => n)];
 }
 
 function omeXml(w: number, h: number, mpp: number): string {
@@ -264,10 +315,15 @@ export async function ensureFixtures(dir = FIXTURE_DIR, force = false): Promise<
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const usage = 'usage: npm run fixtures -- [--force]\nWrites the generated slide fixtures (vendor look-alikes, codecs, odd layouts) the slide tests read; --force rebuilds them.';
-  const { values, positionals } = parseCli(process.argv.slice(2), { force: { type: 'boolean' } }, usage);
+  const usage = 'usage: npm run fixtures -- [--force] [--reference-slides DIR]\nWrites the generated slide fixtures (vendor look-alikes, codecs, odd layouts) the slide tests read; --force rebuilds them.\n--reference-slides DIR writes the Aperio JPEG 2000 reference slides and base.png for fixtures/slides/ instead (scripts/golden/make_slide_refs.py).';
+  const { values, positionals } = parseCli(process.argv.slice(2), { force: { type: 'boolean' }, 'reference-slides': { type: 'string' } }, usage);
   if (positionals.length) usageExit(`unexpected argument '${positionals[0]}'`, usage);
   const t0 = performance.now();
+  if (values['reference-slides']) {
+    const files = await makeReferenceSlides(resolve(String(values['reference-slides'])));
+    console.log(`reference slides: ${files.join(', ')} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    process.exit(0);
+  }
   const dir = await ensureFixtures(FIXTURE_DIR, Boolean(values.force));
   console.log(`fixtures in ${dir} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 }

@@ -1,24 +1,31 @@
 /// <reference path="./openjpeg.d.ts" />
-// JPEG 2000 tiles (Aperio compression 33003 and 33005) through OpenJPEG compiled to WebAssembly
-// (@cornerstonejs/codec-openjpeg). The codec (about 370 kB of wasm) is imported on the first
-// JPEG 2000 tile only; in a Vite build its .wasm is an asset (the `?url` import below), in Node
-// the Emscripten glue reads it from node_modules.
+// JPEG 2000 tiles (Aperio compression 33003 and 33005, libvips / Bio-Formats 33004) through
+// OpenJPEG compiled to WebAssembly (@cornerstonejs/codec-openjpeg). The codec (about 370 kB of
+// wasm) is imported on the first JPEG 2000 tile only; in a Vite build its .wasm is an asset (the
+// `?url` import below), in Node the Emscripten glue reads it from node_modules.
 //
-// Colour: 33005 tiles are RGB, usually coded with the JPEG 2000 multiple-component transform
-// (MCT), which the codec inverts. 33003 tiles hold JFIF (full-range BT.601) YCbCr in the three
-// components with no MCT, chroma possibly subsampled: when the codestream's COD marker says
-// MCT 0 the components are converted here; subsampled chroma is converted by the codec itself
-// (its sYCC path, the same matrix). A 33003 codestream that does use the MCT already decodes to
-// RGB and is taken as is. The TIFF PhotometricInterpretation of these files is not trusted
-// (Aperio writes it inconsistently); the compression code and the codestream decide.
+// Colour follows the reference readers, decided by the compression code, never by the TIFF
+// PhotometricInterpretation (Aperio writes it inconsistently):
+//  - 33005 is RGB: the components as decoded (the codec inverts the codestream's MCT, if any).
+//  - 33003 is YCbCr, as OpenSlide reads it: whatever the codec returns (after inverting the
+//    codestream's MCT, which Aperio files may or may not use) is JFIF YCbCr and is converted with
+//    OpenSlide's rounded tables (ycbcrToRgbOpenSlide). Subsampled chroma is upsampled by
+//    repetition and converted inside the codec (its sYCC path, truncating: within one level of
+//    OpenSlide's rounding).
+//  - 33004 is what libvips writes (RGB converted to YCbCr by libvips, then coded with MCT) and
+//    reads back: converted with libvips's truncating matrix (ycbcrToRgbVips) for 3 components.
 import type { OpenJpegModule, OpenJpegModuleOptions } from '@cornerstonejs/codec-openjpeg/wasmjs';
-import { whiteTile, ycbcrToRgb, type RawTile } from './raw-tile.ts';
+import { whiteTile, type RawTile } from './raw-tile.ts';
 import { SlideError } from './errors.ts';
+import { checkTileMemory } from './limits.ts';
 
 export type { OpenJpegModule } from '@cornerstonejs/codec-openjpeg/wasmjs';
 
 /** What the main header of a codestream says about colour. */
 export interface J2kHeader {
+  /** Image size from SIZ (Xsiz - XOsiz, Ysiz - YOsiz). */
+  width: number;
+  height: number;
   /** Subsampling (XRsiz, YRsiz) of each component. */
   components: { dx: number; dy: number; bits: number; signed: boolean }[];
   /** The COD marker's multiple-component transform flag (0 or 1), or null when absent. */
@@ -38,6 +45,8 @@ export function parseJ2kHeader(bytes: Uint8Array): J2kHeader | null {
   }
   const u16 = (p: number) => (bytes[p] << 8) | bytes[p + 1];
   let components: J2kHeader['components'] | null = null;
+  let width = 0, height = 0;
+  const u32 = (p: number) => ((bytes[p] << 24) >>> 0) + ((bytes[p + 1] << 16) | (bytes[p + 2] << 8) | bytes[p + 3]);
   let mct: number | null = null;
   i += 2;
   while (i + 4 <= bytes.length) {
@@ -49,6 +58,8 @@ export function parseJ2kHeader(bytes: Uint8Array): J2kHeader | null {
     if (marker === 0x51 && len >= 38) {
       const n = u16(i + 38);
       if (len < 38 + 3 * n) return null;
+      width = u32(i + 6) - u32(i + 14);
+      height = u32(i + 10) - u32(i + 18);
       components = [];
       for (let c = 0; c < n; c++) {
         const p = i + 40 + 3 * c;
@@ -59,7 +70,7 @@ export function parseJ2kHeader(bytes: Uint8Array): J2kHeader | null {
     }
     i += 2 + len;
   }
-  return components ? { components, mct } : null;
+  return components ? { width, height, components, mct } : null;
 }
 
 /** Messages the codec printed during the current call (it reports failures only by printing). */
@@ -98,6 +109,36 @@ export function loadOpenJpeg(): Promise<OpenJpegModule> {
 
 const chromaOk = (c: { dx: number; dy: number }) => (c.dx === 1 && c.dy === 1) || (c.dx === 2 && (c.dy === 1 || c.dy === 2));
 
+const clamp8 = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : v);
+
+// OpenSlide's YCbCr tables (make-tables.c): R = Y + round(1.402 (Cr-128)), B = Y + round(1.772 (Cb-128)),
+// G = Y + ((round(2^16 (0.5 - 0.34414 (Cb-128))) + round(-2^16 0.71414 (Cr-128))) >> 16); C's round is half away from zero.
+const cround = (v: number) => Math.sign(v) * Math.round(Math.abs(v));
+const OS_R_CR = Int16Array.from({ length: 256 }, (_, i) => cround(1.402 * (i - 128)));
+const OS_B_CB = Int16Array.from({ length: 256 }, (_, i) => cround(1.772 * (i - 128)));
+const OS_G_CB = Int32Array.from({ length: 256 }, (_, i) => cround(65536 * (0.5 - 0.34414 * (i - 128))));
+const OS_G_CR = Int32Array.from({ length: 256 }, (_, i) => cround(65536 * -0.71414 * (i - 128)));
+
+/** YCbCr -> RGB in place as OpenSlide converts Aperio 33003 tiles. `px` is [n, 3]. */
+export function ycbcrToRgbOpenSlide(px: Uint8Array, n: number): void {
+  for (let i = 0; i < n * 3; i += 3) {
+    const y = px[i], cb = px[i + 1], cr = px[i + 2];
+    px[i] = clamp8(y + OS_R_CR[cr]);
+    px[i + 1] = clamp8(y + ((OS_G_CB[cb] + OS_G_CR[cr]) >> 16));
+    px[i + 2] = clamp8(y + OS_B_CB[cb]);
+  }
+}
+
+/** YCbCr -> RGB in place as libvips (and OpenJPEG's sYCC path) converts: truncating. `px` is [n, 3]. */
+export function ycbcrToRgbVips(px: Uint8Array, n: number): void {
+  for (let i = 0; i < n * 3; i += 3) {
+    const y = px[i], cb = px[i + 1] - 128, cr = px[i + 2] - 128;
+    px[i] = clamp8(y + Math.trunc(1.402 * cr));
+    px[i + 1] = clamp8(y - Math.trunc(0.344 * cb + 0.714 * cr));
+    px[i + 2] = clamp8(y + Math.trunc(1.772 * cb));
+  }
+}
+
 /** Decodes one JPEG 2000 tile to RGB [tile.height, tile.width, 3] with a loaded codec. */
 export function decodeJ2kTile(codec: OpenJpegModule, tile: RawTile): Uint8Array {
   const { file, width, height, compression } = tile;
@@ -114,6 +155,11 @@ export function decodeJ2kTile(codec: OpenJpegModule, tile: RawTile): Uint8Array 
   if (comps[0].dx !== 1 || comps[0].dy !== 1 || (comps.length === 3 && (!chromaOk(comps[1]) || comps[1].dx !== comps[2].dx || comps[1].dy !== comps[2].dy))) {
     throw new SlideError(file, `unsupported JPEG 2000 component subsampling ${comps.map((c) => `${c.dx}x${c.dy}`).join(', ')}`, 'unsupported');
   }
+  // The codestream's own size decides what the codec allocates: never more than the tile.
+  if (!(header.width > 0 && header.height > 0 && header.width <= width && header.height <= height)) {
+    checkTileMemory(file, 'JPEG 2000 codestream', header.width, header.height, 16);
+    throw new SlideError(file, `corrupt tile data (JPEG 2000 codestream is ${header.width}x${header.height}, the tile ${width}x${height})`);
+  }
   codecLog = [];
   let decoded: Uint8ClampedArray;
   let w: number, h: number, n: number;
@@ -124,7 +170,7 @@ export function decodeJ2kTile(codec: OpenJpegModule, tile: RawTile): Uint8Array 
     const info = decoder.getFrameInfo();
     decoded = decoder.getDecodedBuffer();
     ({ width: w, height: h, componentCount: n } = info);
-    if (info.bitsPerSample !== 8 || n !== comps.length || !(w > 0 && h > 0) || decoded.length !== w * h * n) {
+    if (info.bitsPerSample !== 8 || n !== comps.length || !(w > 0 && h > 0) || w > width || h > height || decoded.length !== w * h * n) {
       const why = codecLog.find((m) => m.startsWith('[ERROR]'))?.replace(/^\[ERROR\]\s*/, '') ?? `decoded ${decoded.length} bytes for ${w}x${h}x${n}`;
       throw new SlideError(file, `corrupt tile data (JPEG 2000: ${why})`);
     }
@@ -136,12 +182,14 @@ export function decodeJ2kTile(codec: OpenJpegModule, tile: RawTile): Uint8Array 
     decoder.delete();
   }
   const px = new Uint8Array(decoded.buffer, decoded.byteOffset, decoded.length); // [h, w, n]
-  if (n === 3 && compression === 33003 && !subsampled && header.mct !== 1) ycbcrToRgb(px, px, w * h);
+  // Subsampled chroma was converted by the codec (sYCC); full-resolution YCbCr is converted here.
+  if (n === 3 && !subsampled && compression === 33003) ycbcrToRgbOpenSlide(px, w * h);
+  if (n === 3 && !subsampled && compression === 33004) ycbcrToRgbVips(px, w * h);
   if (w === width && h === height && n === 3) return px;
-  // Grey, or a codestream of another size than the tile: copy the overlap; the rest stays white.
+  // Grey, or a codestream smaller than the tile (an edge tile): copy the overlap; the rest stays white.
   const rgb = whiteTile(width, height);
-  for (let y = 0; y < Math.min(h, height); y++) {
-    for (let x = 0; x < Math.min(w, width); x++) {
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
       const s = (y * w + x) * n, d = (y * width + x) * 3;
       rgb[d] = px[s];
       rgb[d + 1] = px[s + (n === 3 ? 1 : 0)];

@@ -1,19 +1,20 @@
 // The portable tile decoder: geotiff's pure-JS codecs (JPEG with shared tables, LZW, Deflate,
-// PackBits, ZSTD, uncompressed), Aperio JPEG 2000 through OpenJPEG in WebAssembly (decode-j2k.ts,
-// loaded on the first such tile), plus the conversion of the decoded samples to RGB. Runs in
-// Node, in workers and on the main thread; decode-native.ts falls back to it.
+// PackBits, ZSTD, uncompressed), JPEG 2000 (Aperio 33003/33005, libvips 33004) through OpenJPEG in
+// WebAssembly (decode-j2k.ts) and WebP through libwebp in WebAssembly (decode-webp.ts), each
+// loaded on its first tile, plus the conversion of the decoded samples to RGB. Runs in Node, in
+// workers and on the main thread; decode-native.ts falls back to it. A JPEG tile's frame header
+// is checked against the tile before geotiff's decoder allocates its output.
 import { getDecoder } from 'geotiff';
 import type { OpenJpegModule } from './decode-j2k.ts';
 import { isAbortError, SlideError, throwIfAborted } from './errors.ts';
-import { samplesToRgb, whiteTile, type RawTile, type TileDecoder } from './raw-tile.ts';
+import { checkJpegFrame, samplesToRgb, whiteTile, type RawTile, type TileDecoder } from './raw-tile.ts';
 
-/** Aperio JPEG 2000: YCbCr (33003) and RGB (33005); see decode-j2k.ts. */
-export const isJ2k = (compression: number): boolean => compression === 33003 || compression === 33005;
+/** JPEG 2000 in TIFF: Aperio YCbCr (33003) and RGB (33005), libvips / Bio-Formats (33004); see decode-j2k.ts. */
+export const isJ2k = (compression: number): boolean => compression === 33003 || compression === 33004 || compression === 33005;
 
-/** Compressions the JS decoder handles (WebP only where createImageBitmap exists). */
+/** Compressions the JS decoder handles. */
 export function jsDecodable(compression: number): boolean {
-  if (compression === 50001) return typeof createImageBitmap === 'function' && typeof OffscreenCanvas === 'function';
-  return [1, 5, 7, 8, 32946, 32773, 50000].includes(compression) || isJ2k(compression);
+  return [1, 5, 7, 8, 32946, 32773, 50000, 50001].includes(compression) || isJ2k(compression);
 }
 
 export type { RawTile, TileDecoder } from './raw-tile.ts';
@@ -28,11 +29,14 @@ export interface JsDecoderOptions {
 /** A JS decoder with its per-level geotiff codec cache. */
 export function createJsDecoder(options: JsDecoderOptions = {}): TileDecoder {
   const codecs = new Map<string, Promise<GeotiffDecoder>>();
-  return async (tile, signal) => {
+  const decode: TileDecoder = async (tile, signal) => {
+    if (tile.planes && tile.planes.length > 1) return decodePlanes(tile, decode, signal);
     if (tile.bytes.length === 0) return whiteTile(tile.width, tile.height);
     if (isJ2k(tile.compression)) return decodeJ2k(tile, options.loadJ2k);
+    if (tile.compression === 50001) return (await import('./decode-webp.ts')).decodeWebpTile(tile);
     throwIfAborted(signal, tile.file); // a stopped run decodes no further tile
-    const key = `${tile.file}#${tile.levelKey}#${tile.width}x${tile.height}`;
+    if (tile.compression === 7) checkJpegFrame(tile);
+    const key = `${tile.file}#${tile.levelKey}#${tile.width}x${tile.height}x${tile.samplesPerPixel}`;
     let codec = codecs.get(key);
     if (!codec) {
       codec = getDecoder(tile.compression, {
@@ -58,6 +62,34 @@ export function createJsDecoder(options: JsDecoderOptions = {}): TileDecoder {
     }
     return samplesToRgb(new Uint8Array(decoded), tile);
   };
+  return decode;
+}
+
+/**
+ * Separate planes: each plane decodes as a one-sample grey image [h, w] and lands in its channel of
+ * RGB [h, w, 3] (grey images use plane 0 for all three; extra planes such as alpha are ignored).
+ * A missing plane block reads white in its channel.
+ */
+export async function decodePlanes(tile: RawTile, decodeOne: TileDecoder, signal?: AbortSignal): Promise<Uint8Array> {
+  const planes = tile.planes ?? [tile.bytes];
+  const colour = tile.photometric === 2;
+  if (!colour && tile.photometric !== 0 && tile.photometric !== 1) {
+    throw new SlideError(tile.file, `unsupported separate colour planes with photometric interpretation ${tile.photometric}`, 'unsupported');
+  }
+  if (colour && planes.length < 3) throw new SlideError(tile.file, `corrupt file: RGB with ${planes.length} planes`);
+  const n = tile.width * tile.height;
+  const out = new Uint8Array(n * 3);
+  for (let c = 0; c < (colour ? 3 : 1); c++) {
+    const grey = await decodeOne({
+      ...tile, bytes: planes[c], planes: undefined, samplesPerPixel: 1, bitsPerSample: [tile.bitsPerSample[c] ?? 8],
+      planarConfiguration: 1, photometric: colour ? 1 : tile.photometric,
+    }, signal); // [h, w, 3], three equal channels
+    for (let i = 0; i < n; i++) {
+      if (colour) out[i * 3 + c] = grey[i * 3];
+      else out[i * 3] = out[i * 3 + 1] = out[i * 3 + 2] = grey[i * 3];
+    }
+  }
+  return out;
 }
 
 /** One JPEG 2000 tile: the codec glue and the codec are imported on the first one. */

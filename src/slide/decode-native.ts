@@ -3,9 +3,11 @@
 // (createImageBitmap, read back through OffscreenCanvas). Aperio and libvips RGB-JPEG tiles carry
 // no colour-transform marker and component ids 0,1,2 or 1,2,3, so a native decoder would treat
 // them as YCbCr: an Adobe APP14 marker with transform 0 is injected for RGB tiles (and a JFIF
-// APP0, which would override it, removed); YCbCr tiles are left alone. Anything else, and any
-// native failure, falls back to geotiff's JS decoder.
+// APP0, which would override it, removed); YCbCr tiles are left alone. WebP tiles (50001) are
+// decoded natively as they are (after their header is checked against the tile). Anything else
+// (separate planes included), and any native failure, falls back to the JS decoder.
 import { createJsDecoder, type RawTile, type TileDecoder } from './decode-js.ts';
+import { checkWebpTile, rgbaToTileRgb } from './decode-webp.ts';
 
 const SOI = 0xd8, EOI = 0xd9, SOS = 0xda, APP0 = 0xe0, APP14 = 0xee;
 
@@ -73,32 +75,36 @@ export function createNativeDecoder(options: { fallback?: TileDecoder } = {}): T
   let canvas: OffscreenCanvas | null = null;
   let ctx: OffscreenCanvasRenderingContext2D | null = null;
   const decode = async (tile: RawTile, signal?: AbortSignal): Promise<Uint8Array> => {
-    if (tile.bytes.length === 0 || tile.compression !== 7 || !nativeDecodeAvailable() || tile.bitsPerSample.some((b) => b !== 8)
-      || (tile.photometric !== 2 && tile.photometric !== 6)) {
+    const webp = tile.compression === 50001;
+    if (tile.bytes.length === 0 || tile.planes || (tile.compression !== 7 && !webp) || !nativeDecodeAvailable() || tile.bitsPerSample.some((b) => b !== 8)
+      || (!webp && tile.photometric !== 2 && tile.photometric !== 6)) {
       stats.fallback++;
       return fallback(tile, signal);
     }
     let bitmap: ImageBitmap | null = null;
     try {
-      const jpeg = rebuildJpeg(tile.jpegTables, tile.bytes, tile.photometric);
-      bitmap = await createImageBitmap(new Blob([jpeg as BlobPart], { type: 'image/jpeg' }), { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
-      if (bitmap.width < tile.width || bitmap.height < tile.height) throw new Error(`decoded ${bitmap.width}x${bitmap.height}, expected ${tile.width}x${tile.height}`);
-      if (!canvas || canvas.width !== tile.width || canvas.height !== tile.height) {
-        canvas = new OffscreenCanvas(tile.width, tile.height);
+      let blob: Blob;
+      if (webp) {
+        checkWebpTile(tile);
+        blob = new Blob([tile.bytes as BlobPart], { type: 'image/webp' });
+      } else {
+        blob = new Blob([rebuildJpeg(tile.jpegTables, tile.bytes, tile.photometric) as BlobPart], { type: 'image/jpeg' });
+      }
+      bitmap = await createImageBitmap(blob, { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+      if (webp ? bitmap.width > tile.width || bitmap.height > tile.height : bitmap.width < tile.width || bitmap.height < tile.height) {
+        throw new Error(`decoded ${bitmap.width}x${bitmap.height}, expected ${tile.width}x${tile.height}`);
+      }
+      const w = Math.min(bitmap.width, tile.width), h = Math.min(bitmap.height, tile.height);
+      if (!canvas || canvas.width !== w || canvas.height !== h) {
+        canvas = new OffscreenCanvas(w, h);
         ctx = canvas.getContext('2d', { willReadFrequently: true });
       }
       if (!ctx) throw new Error('no 2d context on OffscreenCanvas');
+      ctx.clearRect(0, 0, w, h);
       ctx.drawImage(bitmap, 0, 0);
-      const rgba = ctx.getImageData(0, 0, tile.width, tile.height).data; // [h, w, 4]
-      const n = tile.width * tile.height;
-      const rgb = new Uint8Array(n * 3); // [h, w, 3]
-      for (let i = 0, j = 0; i < n * 3; i += 3, j += 4) {
-        rgb[i] = rgba[j];
-        rgb[i + 1] = rgba[j + 1];
-        rgb[i + 2] = rgba[j + 2];
-      }
+      const rgba = ctx.getImageData(0, 0, w, h).data; // [h, w, 4]
       stats.native++;
-      return rgb;
+      return rgbaToTileRgb(rgba, w, h, tile); // [tile.height, tile.width, 3]
     } catch (e) {
       stats.fallback++;
       stats.lastError = (e as Error).message;

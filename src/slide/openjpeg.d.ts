@@ -45,3 +45,8 @@ declare module '@cornerstonejs/codec-openjpeg/wasm?url' {
   const url: string;
   export default url;
 }
+
+declare module '@jsquash/webp/codec/dec/webp_dec.wasm?url' {
+  const url: string;
+  export default url;
+}

@@ -3,6 +3,7 @@
 // JPEG 2000 glue (decode-j2k.ts, loaded lazily by the JS decoder) both import it without
 // importing each other.
 import { SlideError } from './errors.ts';
+import { checkTileMemory } from './limits.ts';
 
 /** One stored tile or strip, still compressed, with what a decoder needs to know about it. */
 export interface RawTile {
@@ -23,6 +24,11 @@ export interface RawTile {
   predictor: number;
   /** Shared JPEG quantisation and Huffman tables (TIFF tag 347), or null. */
   jpegTables: Uint8Array | null;
+  /**
+   * Separate colour planes (PlanarConfiguration 2): the compressed block of each sample, plane 0
+   * first (`bytes` is plane 0); each decodes as a one-sample image of the tile's size.
+   */
+  planes?: Uint8Array[];
 }
 
 /** Decodes one tile to RGB. Returns [height, width, 3] bytes. */
@@ -73,4 +79,27 @@ export function samplesToRgb(samples: Uint8Array, tile: RawTile): Uint8Array {
     throw new SlideError(tile.file, `unsupported photometric interpretation ${photometric}`, 'unsupported');
   }
   return out;
+}
+
+/** The frame size (SOF) of a JPEG stream, or null when there is none before the scan. */
+export function jpegFrameSize(b: Uint8Array): { width: number; height: number } | null {
+  if (b[0] !== 0xff || b[1] !== 0xd8) return null;
+  for (let i = 2; i + 4 <= b.length;) {
+    if (b[i] !== 0xff) return null;
+    const m = b[i + 1];
+    if (m === 0xff) { i++; continue; }
+    if (m === 0xda || m === 0xd9) return null; // SOS or EOI before any SOF
+    const len = (b[i + 2] << 8) | b[i + 3];
+    const sof = m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc;
+    if (sof && i + 9 <= b.length) return { height: (b[i + 5] << 8) | b[i + 6], width: (b[i + 7] << 8) | b[i + 8] };
+    if (len < 2) return null;
+    i += 2 + len;
+  }
+  return null;
+}
+
+/** Refuses a JPEG tile whose frame header claims more than the memory limit (before decoding). */
+export function checkJpegFrame(tile: RawTile): void {
+  const size = jpegFrameSize(tile.bytes);
+  if (size) checkTileMemory(tile.file, 'JPEG frame', size.width, size.height);
 }

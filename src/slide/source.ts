@@ -6,6 +6,7 @@ import { blobByteSource, geotiffSource, UrlByteSource, type ByteSource, type Url
 import type { RawTile, TileDecoder } from './decode-js.ts';
 import { isJ2k, jsDecodable } from './decode-js.ts';
 import { asSlideError, SlideError, throwIfAborted } from './errors.ts';
+import { checkTileMemory } from './limits.ts';
 import { classifyIfds, compressionName, photometricName, slideMpp, type AssociatedKind, type MppSource } from './metadata.ts';
 import { walkIfds, type IfdInfo } from './tiff-dir.ts';
 import { TiffImage, type ReadOptions, type Region } from './tiff-image.ts';
@@ -83,8 +84,13 @@ function unsupportedReason(ifd: IfdInfo): string | null {
     if (ifd.samplesPerPixel !== 3 && ifd.samplesPerPixel !== 1) return `unsupported JPEG 2000 image with ${ifd.samplesPerPixel} samples per pixel`;
     return null;
   }
+  if (ifd.compression === 50001 && ifd.samplesPerPixel !== 3 && ifd.samplesPerPixel !== 4) return `unsupported WebP image with ${ifd.samplesPerPixel} samples per pixel`;
   if (ifd.photometric === 6 && ifd.compression !== 7) return 'unsupported YCbCr image without JPEG compression';
-  if (ifd.planarConfiguration !== 1 && ifd.samplesPerPixel > 1) return 'unsupported separate colour planes (PlanarConfiguration 2)';
+  if (ifd.planarConfiguration !== 1 && ifd.samplesPerPixel > 1) {
+    if (ifd.planarConfiguration !== 2) return `unsupported PlanarConfiguration ${ifd.planarConfiguration}`;
+    if (ifd.photometric === 6 || ifd.compression === 50001) return `unsupported separate colour planes (PlanarConfiguration 2) with ${ifd.photometric === 6 ? 'YCbCr' : 'WebP'}`;
+    if (ifd.photometric === 2 && ifd.samplesPerPixel < 3) return `corrupt file: RGB with ${ifd.samplesPerPixel} samples per pixel`;
+  }
   return null;
 }
 
@@ -96,7 +102,7 @@ function checkDimensions(name: string, ifd: IfdInfo): void {
   if (!(tileWidth > 0 && tileHeight > 0) || (ifd.tiled && (tileWidth > MAX_TILE_SIDE || tileHeight > MAX_TILE_SIDE))) {
     throw new SlideError(name, `absurd tile size ${tileWidth}x${tileHeight}`, 'absurd-dimensions');
   }
-  if (tileWidth * tileHeight > 2 ** 28) throw new SlideError(name, `absurd strip size ${tileWidth}x${tileHeight}`, 'absurd-dimensions');
+  checkTileMemory(name, ifd.tiled ? 'tile' : 'strip', tileWidth, tileHeight, ifd.samplesPerPixel);
 }
 
 class TiffSlide implements SlideSource {
@@ -179,6 +185,7 @@ class TiffSlide implements SlideSource {
     if (!found) throw new SlideError(this.name, `no ${kind} image`, 'invalid-argument');
     const reason = unsupportedReason(found.image.ifd);
     if (reason) throw new SlideError(this.name, `${kind} image: ${reason}`, 'unsupported');
+    checkDimensions(this.name, found.image.ifd);
     const { width, height } = found.image.ifd;
     try {
       return await found.image.readRegion(0, 0, width, height, options);

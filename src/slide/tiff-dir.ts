@@ -3,11 +3,14 @@
 // are followed; array tags outside the first IFD slice (tile offset tables) are read here with the
 // file's own byte order, because geotiff's DeferredArray always reads them little-endian
 // (geotiff.js#535). For big-endian files the parser is also switched to eager loading so that
-// geotiff never takes that path.
+// geotiff never takes that path. Before geotiff parses an IFD, its entries are checked here: an
+// entry count or a tag's value count that could not fit in the file (or over the limits in
+// limits.ts) is refused before anything is allocated for it.
 import type GeoTIFF from 'geotiff';
 import type { ImageFileDirectory } from 'geotiff';
 import { readExact, type ByteSource } from './byte-source.ts';
 import { SlideError, throwIfAborted } from './errors.ts';
+import { checkClaim, MAX_IFD_ENTRIES, MAX_TAG_BYTES } from './limits.ts';
 
 export const TAG = {
   NewSubfileType: 254, ImageWidth: 256, ImageLength: 257, BitsPerSample: 258, Compression: 259,
@@ -75,6 +78,7 @@ export async function loadArray(src: ByteSource, littleEndian: boolean, fd: Imag
   }
   const size = ({ 1: 1, 2: 1, 3: 2, 4: 4, 7: 1, 8: 2, 9: 4, 13: 4, 16: 8, 17: 8, 18: 8 } as Record<number, number>)[deferred.fieldType];
   if (!size) throw new SlideError(src.name, `corrupt file (tag ${tag} has field type ${deferred.fieldType})`);
+  checkClaim(src.name, `tag ${tag} (${deferred.length} values)`, size * deferred.length, MAX_TAG_BYTES);
   const bytes = await readExact(src, deferred.arrayOffset, size * deferred.length, `tag ${tag} table`, signal);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Array<number>(deferred.length);
@@ -120,6 +124,39 @@ async function summarise(src: ByteSource, tiff: GeoTIFF, fd: ImageFileDirectory,
   };
 }
 
+/** Bytes per value of each TIFF field type. */
+const FIELD_SIZE: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8 };
+
+/**
+ * Checks the IFD at `offset` before geotiff parses it: the entry table lies inside the file, it
+ * has at most MAX_IFD_ENTRIES entries, every field type is known, and no tag declares more value
+ * bytes than the file holds (or than MAX_TAG_BYTES).
+ */
+export async function checkIfd(src: ByteSource, offset: number, littleEndian: boolean, bigTiff: boolean, signal?: AbortSignal): Promise<void> {
+  const countSize = bigTiff ? 8 : 2, entrySize = bigTiff ? 20 : 12, inline = bigTiff ? 8 : 4;
+  const head = await readExact(src, offset, countSize, `IFD at byte ${offset}`, signal);
+  const hv = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const entries = bigTiff ? Number(hv.getBigUint64(0, littleEndian)) : hv.getUint16(0, littleEndian);
+  if (entries > MAX_IFD_ENTRIES) throw new SlideError(src.name, `corrupt file (IFD at byte ${offset} claims ${entries} entries, limit ${MAX_IFD_ENTRIES})`);
+  const table = await readExact(src, offset + countSize, entries * entrySize + (bigTiff ? 8 : 4), `IFD at byte ${offset}`, signal);
+  const v = new DataView(table.buffer, table.byteOffset, table.byteLength);
+  for (let e = 0; e < entries; e++) {
+    const at = e * entrySize;
+    const tag = v.getUint16(at, littleEndian);
+    const type = v.getUint16(at + 2, littleEndian);
+    const count = bigTiff ? Number(v.getBigUint64(at + 4, littleEndian)) : v.getUint32(at + 4, littleEndian);
+    const size = FIELD_SIZE[type];
+    if (!size) throw new SlideError(src.name, `corrupt file (tag ${tag} in the IFD at byte ${offset} has unknown field type ${type})`);
+    const bytes = size * count;
+    if (bytes <= inline) continue;
+    const valueAt = bigTiff ? Number(v.getBigUint64(at + 12, littleEndian)) : v.getUint32(at + 8, littleEndian);
+    if (src.size !== null && (bytes > src.size || valueAt + bytes > src.size)) {
+      throw new SlideError(src.name, `truncated or corrupt file (tag ${tag} declares ${count} values, ${bytes} bytes at byte ${valueAt}, past the end of the ${src.size}-byte file)`, 'truncated');
+    }
+    checkClaim(src.name, `tag ${tag} (${count} values)`, bytes, MAX_TAG_BYTES);
+  }
+}
+
 /** All IFDs: the main chain in order, each followed by its SubIFDs. */
 export async function walkIfds(src: ByteSource, tiff: GeoTIFF, signal?: AbortSignal): Promise<IfdInfo[]> {
   const parser = tiff.parser as unknown as { eager: boolean; parseFileDirectoryAt(o: number): Promise<ImageFileDirectory> };
@@ -134,6 +171,7 @@ export async function walkIfds(src: ByteSource, tiff: GeoTIFF, signal?: AbortSig
     }
     seen.add(offset);
     throwIfAborted(signal, src.name);
+    await checkIfd(src, offset, tiff.littleEndian, tiff.bigTiff, signal);
     return parser.parseFileDirectoryAt(offset);
   };
   let offset = tiff.firstIFDOffset;

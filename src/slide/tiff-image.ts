@@ -1,10 +1,16 @@
 // One TIFF image (a pyramid level or an associated image): its tile table, loaded once, and
 // decoded tiles through a small LRU cache. Regions are assembled from tiles; missing tiles and the
-// area outside the image read as white background.
+// area outside the image read as white background. Separate colour planes (PlanarConfiguration 2)
+// store each sample in its own tiles, plane after plane: a raw tile then carries one block per
+// plane (RawTile.planes) and the decoder interleaves them. Tile byte counts are checked against
+// the memory limits (limits.ts) before a byte is read.
 import { readExact, type ByteSource } from './byte-source.ts';
 import { createJsDecoder, type RawTile, type TileDecoder } from './decode-js.ts';
 import { SlideError, throwIfAborted } from './errors.ts';
+import { checkClaim, MAX_REGION_PIXELS, MAX_TILE_COMPRESSED_BYTES } from './limits.ts';
 import { loadArray, TAG, type IfdInfo } from './tiff-dir.ts';
+
+export { MAX_REGION_PIXELS } from './limits.ts';
 
 /** An RGB raster. `data` is [height, width, 3]. */
 export interface Region {
@@ -17,9 +23,6 @@ export interface ReadOptions {
   signal?: AbortSignal;
 }
 
-/** Largest region one call may read (pixels): about 200 MB of RGB. */
-export const MAX_REGION_PIXELS = 64 * 2 ** 20;
-
 interface TileTable {
   offsets: number[];
   counts: number[];
@@ -29,6 +32,8 @@ interface TileTable {
 export class TiffImage {
   readonly tilesAcross: number;
   readonly tilesDown: number;
+  /** Stored planes: samples per pixel for PlanarConfiguration 2, else 1. */
+  readonly planes: number;
   private table: Promise<TileTable> | null = null;
   private readonly cache = new Map<number, Promise<Uint8Array>>();
 
@@ -41,6 +46,7 @@ export class TiffImage {
   ) {
     this.tilesAcross = Math.ceil(ifd.width / ifd.tileWidth);
     this.tilesDown = Math.ceil(ifd.height / ifd.tileHeight);
+    this.planes = ifd.planarConfiguration === 2 && ifd.samplesPerPixel > 1 ? ifd.samplesPerPixel : 1;
   }
 
   private loadTable(signal?: AbortSignal): Promise<TileTable> {
@@ -51,7 +57,7 @@ export class TiffImage {
           loadArray(this.src, this.littleEndian, fd, tiled ? TAG.TileOffsets : TAG.StripOffsets, signal),
           loadArray(this.src, this.littleEndian, fd, tiled ? TAG.TileByteCounts : TAG.StripByteCounts, signal),
         ]);
-        const expected = this.tilesAcross * this.tilesDown;
+        const expected = this.tilesAcross * this.tilesDown * this.planes;
         if (offsets.length < expected || counts.length < expected) {
           throw new SlideError(this.src.name, `corrupt file: ${tiled ? 'tile' : 'strip'} table has ${Math.min(offsets.length, counts.length)} entries, expected ${expected}`);
         }
@@ -77,15 +83,22 @@ export class TiffImage {
     }
     const table = await this.loadTable(options.signal);
     const index = ty * this.tilesAcross + tx;
-    const offset = table.offsets[index];
-    const count = table.counts[index];
+    const perPlane = this.tilesAcross * this.tilesDown;
+    const what = this.ifd.tiled ? 'tile' : 'strip';
+    const planes: Uint8Array[] = [];
+    for (let p = 0; p < this.planes; p++) {
+      const at = p * perPlane + index;
+      const offset = table.offsets[at];
+      const count = table.counts[at];
+      checkClaim(this.src.name, `${what} ${at} (byte count)`, count, MAX_TILE_COMPRESSED_BYTES);
+      planes.push(count === 0 || offset === 0 ? new Uint8Array(0) : await readExact(this.src, offset, count, `${what} ${at}`, options.signal));
+    }
     const ifd = this.ifd;
-    const bytes = count === 0 || offset === 0 ? new Uint8Array(0) : await readExact(this.src, offset, count, `tile ${index}`, options.signal);
     return {
-      file: this.src.name, levelKey: ifd.offset, bytes, compression: ifd.compression, photometric: ifd.photometric,
+      file: this.src.name, levelKey: ifd.offset, bytes: planes[0], compression: ifd.compression, photometric: ifd.photometric,
       width: ifd.tileWidth, height: this.blockHeight(ty), samplesPerPixel: ifd.samplesPerPixel,
       bitsPerSample: ifd.bitsPerSample, planarConfiguration: ifd.planarConfiguration, predictor: ifd.predictor,
-      jpegTables: table.jpegTables,
+      jpegTables: table.jpegTables, ...(this.planes > 1 ? { planes } : {}),
     };
   }
 

@@ -19,7 +19,11 @@ export interface MetricsJson {
     step: number; epoch: number; slide: string; label: number; loss: number; prob: number; lr: number; k: number; ranks: number;
     wallMs: number; tilesPerSec: number; replicaDrift: number; main: Record<string, number>; bytes: Record<string, number>;
   }[];
-  evals: { epoch: number; step: number; auc: number; aucLower: number; aucUpper: number; trainLoss: number; slides: { slide: string; label: number; prob: number }[] }[];
+  evals: {
+    epoch: number; step: number; auc: number; aucLower: number; aucUpper: number; trainLoss: number; wallMs: number; slides: { slide: string; label: number; prob: number }[];
+    /** Attention for lesion vs other tiles on positive validation slides with ground truth (NaN without): AUC, precision@5 and its chance level. */
+    attentionAuc: number; attentionPrecisionAt5: number; attentionChance: number; attentionSlides: number;
+  }[];
   summary: { steps: number; firstLoss: number; lastLoss: number; finalTrainLoss: number; finalAuc: number; tilesPerSec: number; medianTilesPerSec: number; backend: string[]; adapters: string[] };
 }
 
@@ -30,8 +34,9 @@ export function metricsJson(history: RunHistory, cfg: Config, hash: string, rank
     main: s.main as Record<string, number>, bytes: s.bytes as Record<string, number>,
   }));
   const evals = history.evals.map((e) => ({
-    epoch: e.epoch, step: e.step, auc: e.auc, aucLower: e.band.auc.lower, aucUpper: e.band.auc.upper, trainLoss: e.trainLoss,
+    epoch: e.epoch, step: e.step, auc: e.auc, aucLower: e.band.auc.lower, aucUpper: e.band.auc.upper, trainLoss: e.trainLoss, wallMs: e.wallMs,
     slides: e.slides.map((s) => ({ slide: s.slideId, label: s.label, prob: s.prob })),
+    attentionAuc: e.attention?.auc ?? NaN, attentionPrecisionAt5: e.attention?.precisionAtK ?? NaN, attentionChance: e.attention?.chance ?? NaN, attentionSlides: e.attention?.slides ?? 0,
   }));
   const spe = Math.max(1, new Set(history.steps.map((s) => s.slideId)).size);
   const tail = history.steps.slice(-spe);
@@ -64,11 +69,11 @@ export function toCsv(header: string[], rows: unknown[][]): string {
 
 /** One row per step (with per-phase main-context ms) and one per validation, in one CSV. */
 export function metricsCsv(history: RunHistory): string {
-  const header = ['kind', 'step', 'epoch', 'slide', 'label', 'loss', 'prob', 'lr', 'k', 'ranks', 'wall_ms', 'tiles_per_s', ...PHASES.map((p) => `main_${p}_ms`), 'auc', 'auc_lower', 'auc_upper', 'train_loss'];
+  const header = ['kind', 'step', 'epoch', 'slide', 'label', 'loss', 'prob', 'lr', 'k', 'ranks', 'wall_ms', 'tiles_per_s', ...PHASES.map((p) => `main_${p}_ms`), 'auc', 'auc_lower', 'auc_upper', 'train_loss', 'attention_auc', 'attention_precision_at_5'];
   const rows: unknown[][] = history.steps.map((s) => [
-    'step', s.step, s.epoch, s.slideId, s.label, s.loss, s.prob, s.lr, s.k, s.ranks, s.wallMs, (s.k * 1000) / s.wallMs, ...PHASES.map((p) => s.main[p] ?? ''), '', '', '', '',
+    'step', s.step, s.epoch, s.slideId, s.label, s.loss, s.prob, s.lr, s.k, s.ranks, s.wallMs, (s.k * 1000) / s.wallMs, ...PHASES.map((p) => s.main[p] ?? ''), '', '', '', '', '', '',
   ]);
-  for (const e of history.evals) rows.push(['eval', e.step, e.epoch, '', '', '', '', '', '', '', e.wallMs, '', ...PHASES.map(() => ''), e.auc, e.band.auc.lower, e.band.auc.upper, e.trainLoss]);
+  for (const e of history.evals) rows.push(['eval', e.step, e.epoch, '', '', '', '', '', '', '', e.wallMs, '', ...PHASES.map(() => ''), e.auc, e.band.auc.lower, e.band.auc.upper, e.trainLoss, e.attention?.auc ?? NaN, e.attention?.precisionAtK ?? NaN]);
   return toCsv(header, rows);
 }
 

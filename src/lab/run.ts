@@ -5,7 +5,7 @@ import type { Config } from '../core/config.ts';
 import { Engine } from '../core/engine.ts';
 import type { BackendInfo, RankApi, RankInfo } from '../core/protocol.ts';
 import type { EvalReport, PhaseEvent, StepReport } from '../core/report.ts';
-import { rocBootstrap, rocCurve, type RocPoint } from '../core/metrics.ts';
+import { attentionScore, rocBootstrap, rocCurve, type AttentionScore, type RocPoint } from '../core/metrics.ts';
 import type { DataSet } from './dataset.ts';
 import { guardRank, terminateAll } from './guard.ts';
 import { abortable, throwIfAborted } from './abort.ts';
@@ -16,6 +16,8 @@ export interface EvalSummary extends EvalReport {
   trainLoss: number;
   roc: RocPoint[];
   band: ReturnType<typeof rocBootstrap>;
+  /** How well attention finds the lesions (positive validation slides with ground truth; slides 0 when there is none). */
+  attention: AttentionScore;
 }
 
 export interface Progress {
@@ -53,10 +55,17 @@ export interface TrainerOptions {
   encoderWeights?: Float32Array;
 }
 
-export function summarizeEval(report: EvalReport, trainLosses: number[], seed: number, rounds = 200): EvalSummary {
+/** lesions: slide id -> tile indices with a lesion (planted, or from an annotation file), where known. */
+export function summarizeEval(report: EvalReport, trainLosses: number[], seed: number, rounds = 200, lesions?: ReadonlyMap<string, readonly number[]>): EvalSummary {
   const scores = report.slides.map((s) => s.prob);
   const labels = report.slides.map((s) => s.label);
-  return { ...report, trainLoss: mean(trainLosses), roc: rocCurve(scores, labels), band: rocBootstrap(scores, labels, rounds, seed) };
+  const attention = attentionScore(report.slides.map((s) => ({ label: s.label, attention: s.attention, lesionTiles: lesions?.get(s.slideId) })));
+  return { ...report, trainLoss: mean(trainLosses), roc: rocCurve(scores, labels), band: rocBootstrap(scores, labels, rounds, seed), attention };
+}
+
+/** Slide id -> lesion tile indices of the slides that have ground truth. */
+export function lesionMap(data: DataSet): Map<string, number[]> {
+  return new Map(data.slides.filter((s) => s.lesionTiles).map((s) => [s.id, s.lesionTiles!]));
 }
 
 export function progressOf(history: RunHistory, total: number, stepsPerEpoch: number, epochs: number, done: number): Progress {
@@ -135,7 +144,7 @@ export class Trainer {
     const spe = this.engine.sampler.stepsPerEpoch;
     const epochStart = Math.floor((this.engine.step - 1) / spe) * spe;
     const losses = this.history.steps.filter((s) => s.step >= epochStart && s.step < this.engine.step).map((s) => s.loss);
-    const summary = summarizeEval(report, losses, this.cfg.seed, this.options.bootstrapRounds);
+    const summary = summarizeEval(report, losses, this.cfg.seed, this.options.bootstrapRounds, lesionMap(this.options.data));
     this.history.evals = this.history.evals.filter((e) => e.step !== summary.step);
     this.history.evals.push(summary);
     return summary;

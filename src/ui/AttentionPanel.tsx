@@ -97,6 +97,15 @@ export function AttentionPanel({ focus }: { focus: string | null }) {
             )}
             <span className="muted">epoch {ev.epoch}, step {ev.step}</span>
           </div>
+          {ev.attention && ev.attention.slides > 0 ? (
+            <p data-testid="attention-score">
+              Attention score on {ev.attention.slides} positive validation slide{ev.attention.slides === 1 ? '' : 's'} with known lesions: AUC{' '}
+              <b data-testid="attention-auc">{fixed(ev.attention.auc, 3)}</b> (lesion against other tiles; 0.5 is chance), precision@{ev.attention.k}{' '}
+              <b data-testid="attention-precision">{fixed(ev.attention.precisionAtK, 2)}</b> (chance {fixed(ev.attention.chance, 2)}).
+            </p>
+          ) : (
+            <p className="muted" data-testid="attention-score">No attention score: no validation slide has lesion ground truth (planted lesions, or an annotation file).</p>
+          )}
           {info && evSlide && (
             <div className="attention">
               {zoom && info.url ? (

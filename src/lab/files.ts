@@ -3,9 +3,10 @@
 // fails keeps its row with the reason, and the rest go on. Files become blob: URLs the rank
 // workers read themselves.
 import { fromBlob } from '../slide/source.ts';
-import { planSlide } from '../slide/tiles.ts';
 import { formatIssues, parseManifest, type ManifestRow } from '../slide/manifest.ts';
 import { asSlideError } from '../slide/errors.ts';
+import { DEFAULT_GRID, planCohortSlide, type GridSettings } from '../slide/cohort.ts';
+import { stratifiedSubset } from '../core/sampler.ts';
 import { entriesOf, type DataSet, type SlideInfo } from './dataset.ts';
 import type { SlideTiles } from '../core/tiles.ts';
 
@@ -13,8 +14,6 @@ export interface DroppedFile {
   name: string;
   blob: Blob;
 }
-
-class NoTissue extends Error {}
 
 const stem = (name: string) => name.replace(/^.*[\\/]/, '').replace(/\.(ome\.)?(tiff?|svs|ndpi|scn|bif)$/i, '');
 const base = (name: string) => name.replace(/^.*[\\/]/, '');
@@ -32,8 +31,12 @@ export interface FileLoadOptions {
   signal?: AbortSignal;
   onProgress?: (done: number, total: number, name: string) => void;
   makeUrl?: (blob: Blob) => string;
-  /** µm per pixel for files that do not say (default: refuse them, with a message). */
+  /** µm per pixel for files that do not say (default: refuse them, with a message); a manifest's mpp column wins. */
   mpp?: number;
+  /** The tile grid (the config's `grid`). */
+  grid?: GridSettings;
+  /** Keep this many slides of the manifest, stratified by label and split (0: all). */
+  subset?: number;
 }
 
 /** Opens dropped slides listed by a dropped manifest. Never throws for a bad slide. */
@@ -44,15 +47,21 @@ export async function loadDroppedFiles(all: readonly DroppedFile[], options: Fil
   const issues: string[] = [];
   const slides: SlideInfo[] = [];
   let rows: ManifestRow[] = [];
+  let skipped: ManifestRow[] = [];
   if (manifests.length === 0) {
     issues.push('no manifest: drop a CSV with columns slide,label,split[,path] together with the slides');
   } else {
     if (manifests.length > 1) issues.push(`several CSV files dropped; using ${manifests[0].name}`);
     const parsed = parseManifest(await manifests[0].blob.text());
-    rows = parsed.rows;
+    rows = stratifiedSubset(parsed.rows, options.subset ?? 0);
+    skipped = parsed.rows.filter((r) => !rows.includes(r));
     issues.push(...formatIssues(parsed.errors).map((s) => `${manifests[0].name}, ${s}`));
   }
   const used = new Set<DroppedFile>();
+  for (const row of skipped) {
+    const file = matchFile(row, files);
+    if (file) used.add(file); // left out by subset, not a stray file
+  }
   const tiles: SlideTiles[] = [];
   let done = 0;
   for (const row of rows) {
@@ -66,17 +75,23 @@ export async function loadDroppedFiles(all: readonly DroppedFile[], options: Fil
     used.add(file);
     options.onProgress?.(done++, rows.length, file.name);
     try {
-      const source = await fromBlob(file.blob, { name: file.name, signal: options.signal, ...(options.mpp ? { mpp: options.mpp } : {}) });
+      const mpp = row.mpp ?? options.mpp;
+      const source = await fromBlob(file.blob, { name: file.name, signal: options.signal, ...(mpp ? { mpp } : {}) });
       try {
-        const { grid } = await planSlide(source, { signal: options.signal });
-        if (grid.tiles.length === 0) throw new NoTissue('no tissue tiles found (is the slide blank?)');
+        const plan = await planCohortSlide(source, options.grid ?? DEFAULT_GRID, { signal: options.signal });
+        const { grid } = plan;
         const url = makeUrl(file.blob);
         Object.assign(info, {
           tissueTiles: grid.tiles.length,
           url,
           blob: file.blob,
-          width: source.levels[0].width,
-          height: source.levels[0].height,
+          width: plan.width,
+          height: plan.height,
+          mpp: plan.slideMpp,
+          mppSource: plan.mppSource,
+          level: grid.level,
+          levelMpp: plan.levelMpp,
+          resample: grid.resample,
           grid: { cols: grid.cols, rows: grid.rows, tile0: grid.tile0, rects: grid.tiles.flatMap((t) => [t.x, t.y, t.w, t.h]) },
         });
         tiles.push({ id: row.slide, source: file.blob, grid });
@@ -85,7 +100,7 @@ export async function loadDroppedFiles(all: readonly DroppedFile[], options: Fil
       }
     } catch (e) {
       if (options.signal?.aborted) throw e;
-      info.error = e instanceof NoTissue ? e.message : asSlideError(e, file.name, 'opening').reason;
+      info.error = asSlideError(e, file.name, 'opening').reason;
     }
   }
   for (const f of files) {

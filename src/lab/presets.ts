@@ -3,8 +3,17 @@
 // hashes too, so every lesson is a link: `#preset=first-look&tiles=32` = the preset, then overrides.
 import { ConfigError, configFromHash, configToHash, parseConfig, type Config } from '../core/config.ts';
 
-/** Which data set the lab loads: the built-in demo slides, or synthetic tiles (no files at all). */
-export type DataChoice = 'demo' | 'synthetic';
+/**
+ * Which data set the lab loads: the built-in demo slides, synthetic tiles (no files at all), or
+ * `manifest:<url>`: a manifest CSV whose `path` column holds slide URLs relative to it, read by
+ * HTTP range requests from any static server that answers them.
+ */
+export type DataChoice = 'demo' | 'synthetic' | `manifest:${string}`;
+
+/** The manifest URL of a `manifest:<url>` data choice, else null. */
+export function manifestUrlOf(data: DataChoice): string | null {
+  return data.startsWith('manifest:') ? data.slice('manifest:'.length) : null;
+}
 
 /**
  * The main context's tfjs backend (it runs only the aggregator). 'auto': the cpu backend when
@@ -102,7 +111,8 @@ function parseLab(params: URLSearchParams, base: LabOptions): LabOptions {
   const data = params.get('data');
   if (data !== null) {
     if (data === 'demo' || data === 'synthetic') lab.data = data;
-    else problems.push({ field: 'data', message: 'must be demo or synthetic' });
+    else if (/^manifest:\S+$/.test(data)) lab.data = data as DataChoice;
+    else problems.push({ field: 'data', message: 'must be demo, synthetic or manifest:<URL of a manifest CSV>' });
   }
   lab.subset = intOf('subset', 0, 10000) ?? lab.subset;
   lab.expSteps = intOf('expSteps', 0, 100000) ?? lab.expSteps;

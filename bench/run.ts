@@ -51,7 +51,7 @@ import {
 import { fmt, table } from './lib/stats.ts';
 import { encoderMemoryRows, encoderMemoryTable, type EncoderMemoryRow, type SkippedMemoryRow } from './lib/encoder-memory.ts';
 import { argCheckers } from './lib/args.ts';
-import { commandLine, makeRecord, writeRecord } from '../scripts/readme-figures.records.ts';
+import { commandLine, describeMachine, makeRecord, writeRecord } from '../scripts/readme-figures.records.ts';
 import { parseCli } from '../tools/cli.ts';
 import { decodeRows, describeTiles, rawTilesOf, type DecodePort, type DecodeReply, type DecodeRow } from './lib/decode-bench.ts';
 import { ensureFixtures } from '../scripts/make-fixtures.ts';
@@ -226,6 +226,7 @@ interface BackendResult {
 }
 
 const started = performance.now();
+const loadAtStart = os.loadavg();
 const results: BackendResult[] = [];
 let decode: DecodeResult | undefined;
 if (only.has('decode')) {
@@ -399,7 +400,9 @@ const doc = {
 
 if (values.record) {
   const { config, ...measured } = doc;
-  const file = writeRecord(makeRecord({ series: values.record, command: commandLine('bench', process.argv.slice(2), ['SLIDE_LAB_KERNELS', 'SLIDE_LAB_SWIFTSHADER']), doc: measured, config }));
+  const adapters = results.map((r) => `${r.backend}: ${r.backend === 'cpu' && !r.error ? 'tfjs cpu backend' : r.info.adapter ? `${r.info.adapter.vendor} ${r.info.adapter.architecture} ${r.info.adapter.description}`.replace(/\s+/g, ' ').trim() : r.error ?? 'no adapter'}`).join(', ');
+  const machine = describeMachine(`tfjs ${doc.versions.tfjs}, webgpu npm ${doc.versions.webgpu}${adapters ? `; ${adapters}` : ''}`);
+  const file = writeRecord(makeRecord({ series: values.record, command: commandLine('bench', process.argv.slice(2), ['SLIDE_LAB_KERNELS', 'SLIDE_LAB_SWIFTSHADER']), doc: measured, config, machine, loadAtStart }));
   log(`record: ${file}`);
 }
 if (values.json) {

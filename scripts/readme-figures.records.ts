@@ -145,8 +145,9 @@ export function describeMachine(extra = ''): string {
   return `${cpus[0]?.model?.trim() ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.platform()} ${os.release()}, Node ${process.version}${extra ? `, ${extra}` : ''}`;
 }
 
-/** The 1/5/15-minute load averages now, and the core count. */
-export const loadNow = () => `load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} on ${os.cpus().length} cores`;
+/** The 1/5/15-minute load averages now (and the 1-minute one at the start, when given), and the core count. */
+export const loadNow = (atStart?: number[]) =>
+  `load average ${atStart ? `${atStart[0].toFixed(2)} at the start, ` : ''}${os.loadavg().map((x) => x.toFixed(2)).join(' ')}${atStart ? ' at the end' : ''} on ${os.cpus().length} cores`;
 
 /**
  * The command as typed, from argv: `npm run <script> -- <args>` with shell quoting where needed, the
@@ -171,6 +172,8 @@ export interface RecordInput {
   machine?: string;
   notes?: string;
   date?: Date;
+  /** os.loadavg() when the run started. */
+  loadAtStart?: number[];
 }
 
 /** The record of one run: figures flattened from the bench's JSON document `doc`. */
@@ -182,7 +185,7 @@ export function makeRecord(i: RecordInput): BenchRecord {
     date: (i.date ?? new Date()).toISOString().replace(/\.\d+Z$/, 'Z'),
     commit: gitCommit(),
     machine: i.machine ?? describeMachine(),
-    load: loadNow(),
+    load: loadNow(i.loadAtStart),
     command: i.command,
     source: 'measured with --record',
     ...(i.notes ? { notes: i.notes } : {}),

@@ -77,6 +77,7 @@ if (pathOpts.shape.backend !== 'cpu' && pathOpts.shape.backend !== 'webgpu') fai
 if (decodeOpts.paths.some((p) => p !== 'native' && p !== 'js')) fail('--decode-paths takes native and/or js');
 if (only.has('decode') && decodeOpts.files.some((f) => f.startsWith('/.fixtures/'))) await ensureFixtures();
 const opts = { batch: int('batch'), size: int('size'), width: int('width'), reps: int('reps') };
+const loadAtStart = os.loadavg();
 
 const server = await startLabServer();
 const base = server.url;
@@ -135,7 +136,7 @@ try {
   if (values.record) {
     const { options, ...measured } = doc;
     const machine = describeMachine(`Chromium ${doc.browser.version}, adapter ${JSON.stringify(doc.adapter ?? null)}`);
-    console.error(`record: ${writeRecord(makeRecord({ series: values.record, command: commandLine('bench:browser', process.argv.slice(2), ['SLIDE_LAB_GPU']), doc: measured, config: options, machine }))}`);
+    console.error(`record: ${writeRecord(makeRecord({ series: values.record, command: commandLine('bench:browser', process.argv.slice(2), ['SLIDE_LAB_GPU']), doc: measured, config: options, machine, loadAtStart }))}`);
   }
   if (values.json) console.log(JSON.stringify(doc, null, 2));
   else {

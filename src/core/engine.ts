@@ -398,11 +398,24 @@ export class Engine {
     const t0 = performance.now();
     const val = this.slides.filter((s) => s.split === 'val' && s.numTiles > 0);
     const slides: EvalSlide[] = [];
-    for (const [i, slide] of val.entries()) {
-      throwIfAborted(signal);
+    const plans = val.map((slide, i) => {
       const count = this.cfg.evalTiles > 0 ? Math.min(this.cfg.evalTiles, slide.numTiles) : slide.numTiles;
-      const tileIndices = count === slide.numTiles ? Int32Array.from({ length: count }, (_, t) => t) : sampleTiles(slide.numTiles, count, this.cfg.seed, evalKey(this.cfg.seed, i));
-      const { features } = await this.gather(-1, slide.id, tileIndices, false, signal);
+      return { slide, count, tileIndices: count === slide.numTiles ? Int32Array.from({ length: count }, (_, t) => t) : sampleTiles(slide.numTiles, count, this.cfg.seed, evalKey(this.cfg.seed, i)) };
+    });
+    // Two slides in flight: every rank reads (and encodes) its share of slide i+1's tiles while it
+    // encodes slide i and the main context runs the aggregator on it. Evaluation encodes keep no
+    // state in the rank, so they may overlap; the training read-ahead stays where it is.
+    const encode = (i: number) => {
+      const p = this.gather(-1, plans[i].slide.id, plans[i].tileIndices, false, signal);
+      p.catch(() => undefined); // awaited below; a failure surfaces there
+      return p;
+    };
+    let next = plans.length ? encode(0) : null;
+    for (const [i, { slide, count, tileIndices }] of plans.entries()) {
+      throwIfAborted(signal);
+      const current = next!;
+      next = i + 1 < plans.length ? encode(i + 1) : null;
+      const { features } = await current;
       const out = tf.tidy(() => {
         const o = aggregatorForward(this.agg, tf.tensor2d(features, [count, this.d]), null, this.cfg.featureNorm);
         return [tf.softmax(o.logits).reshape([-1]), o.scores];

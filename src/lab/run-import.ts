@@ -25,7 +25,7 @@ export interface ImportedRun {
 }
 
 type MetricsStep = { step: number; epoch: number; slide: string; label: number; loss: number; prob: number; lr: number; weightDecay?: number; k: number; ranks: number; wallMs: number; replicaDrift: number; main?: Record<string, number>; bytes?: Record<string, number>; attention?: { tileIndices: number[]; scores: number[] } };
-type MetricsEval = { epoch: number; step: number; auc: number; trainLoss?: number; slides: { slide: string; label: number; prob: number; attention?: { tileIndices: number[]; scores: number[] } }[] };
+type MetricsEval = { epoch: number; step: number; auc: number; trainLoss?: number; wallMs?: number; slides: { slide: string; label: number; prob: number; attention?: { tileIndices: number[]; scores: number[] } }[] };
 interface MetricsFile {
   kind: string;
   hash: string;
@@ -59,7 +59,7 @@ export function historyFromMetrics(m: MetricsFile, cfg: Config): RunHistory {
   }));
   const evals = m.evals.map((e) => {
     const report: EvalReport = {
-      kind: 'eval', epoch: e.epoch, step: e.step, auc: e.auc, wallMs: 0,
+      kind: 'eval', epoch: e.epoch, step: e.step, auc: e.auc, wallMs: e.wallMs ?? 0,
       slides: e.slides.map((s) => ({ slideId: s.slide, label: s.label as 0 | 1, prob: s.prob, attention: s.attention ?? { tileIndices: [], scores: [] } })),
     };
     const losses = steps.filter((s) => s.step < e.step && s.step >= e.step - Math.max(1, new Set(steps.map((x) => x.slideId)).size)).map((s) => s.loss);

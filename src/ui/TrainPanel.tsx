@@ -103,7 +103,7 @@ export function TrainPanel() {
           step {last.step + 1}: slide {last.slideId} (label {last.label}), loss <b data-testid="last-loss">{fixed(last.loss, 4)}</b>, P(positive) {fixed(last.prob)}, lr {last.lr.toExponential(2)}
           {lastEval && (
             <>
-              {' '}· validation AUC <b data-testid="last-auc">{fixed(lastEval.auc)}</b> (95% CI {fixed(lastEval.band.auc.lower)}–{fixed(lastEval.band.auc.upper)}, {lastEval.slides.length} slides)
+              {' '}· validation AUC <b data-testid="last-auc">{fixed(lastEval.auc)}</b> (95% CI {fixed(lastEval.band.auc.lower)}–{fixed(lastEval.band.auc.upper)}, {lastEval.slides.length} slides, validated in <span data-testid="last-eval-time">{(lastEval.wallMs / 1000).toFixed(1)} s</span>)
             </>
           )}
         </p>

@@ -32,3 +32,15 @@ describe.each(CLIS)('npm run %s', (_name, file) => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 });
+
+describe('npm run train:headless -- paper-figures', () => {
+  it('a bad experiment flag: one line naming it, the usage, exit 2', () => {
+    const r = run('scripts/train-headless.ts', 'paper-figures', '--repeats', '0');
+    expect(r.status).toBe(2);
+    expect(r.stderr.split('\n')[0]).toMatch(/--repeats/);
+    expect(r.stderr).toMatch(/\nusage: .*paper-figures/);
+    const k = run('scripts/train-headless.ts', 'paper-figures', '--ks', '4,x');
+    expect(k.status).toBe(2);
+    expect(k.stderr.split('\n')[0]).toMatch(/--ks/);
+  });
+});

@@ -2,6 +2,8 @@
 // progress, and writes the run's metrics as JSON.
 //   npm run train:headless -- first-look [--out artifacts/headless-metrics.json] [--mode train|equivalence|k-sweep|frozen-vs-e2e] [--timeout-s 3600]
 //   npm run train:headless -- '#tiles=32&ranks=2&data=synthetic'
+//   npm run train:headless -- paper-figures --out docs/figures [--repeats 5 --ks 4,16,64 --frozen-ks 16 --steps 48]
+//     (the paper's figures from R runs per arm; 'paper-figures' = the pretrained-first-look preset, or give a preset/hash with --mode paper-figures)
 // Uses SLIDE_LAB_URL when set (an already running lab), else starts Vite's dev server.
 // SLIDE_LAB_GPU=1 selects the real-GPU Chromium flags (see tools/chromium.ts).
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -11,23 +13,38 @@ import { labHash, settingsFromArgument } from '../src/lab/presets.ts';
 import { startLabServer } from '../tools/lab-server.ts';
 import { numberOf, parseCli, usageExit } from '../tools/cli.ts';
 import { median } from '../src/core/stats.ts';
+import { paperFiguresSummary, writePaperFigures } from './paper-figures-out.ts';
 
-type Mode = 'train' | 'equivalence' | 'k-sweep' | 'frozen-vs-e2e';
+type Mode = 'train' | 'equivalence' | 'k-sweep' | 'frozen-vs-e2e' | 'paper-figures';
 
-const USAGE = 'usage: npm run train:headless -- <preset name or URL hash> [--out FILE] [--mode train|equivalence|k-sweep|frozen-vs-e2e] [--timeout-s N]';
-const MODES: readonly Mode[] = ['train', 'equivalence', 'k-sweep', 'frozen-vs-e2e'];
+const USAGE = 'usage: npm run train:headless -- <preset name, URL hash or paper-figures> [--out FILE, or DIR for paper-figures] [--mode train|equivalence|k-sweep|frozen-vs-e2e|paper-figures] [--timeout-s N] [paper figures: --repeats R --ks 4,16,64 --frozen-ks 16 --steps N --val-fraction F]';
+const MODES: readonly Mode[] = ['train', 'equivalence', 'k-sweep', 'frozen-vs-e2e', 'paper-figures'];
 
 function parseArgs(argv: string[]) {
-  const { values, positionals } = parseCli(argv, { out: { type: 'string' }, mode: { type: 'string' }, 'timeout-s': { type: 'string' } }, USAGE);
+  const { values, positionals } = parseCli(argv, { out: { type: 'string' }, mode: { type: 'string' }, 'timeout-s': { type: 'string' }, repeats: { type: 'string' }, ks: { type: 'string' }, 'frozen-ks': { type: 'string' }, steps: { type: 'string' }, 'val-fraction': { type: 'string' } }, USAGE);
   if (positionals.length !== 1) usageExit(positionals.length ? `unexpected argument '${positionals[1]}'` : 'give a preset name or a URL hash', USAGE);
   const mode = values.mode as Mode | undefined;
   if (mode !== undefined && !MODES.includes(mode)) usageExit(`unknown mode '${mode}'`, USAGE);
   const timeoutS = numberOf(values['timeout-s'], 'timeout-s', 3600);
   if (!(timeoutS > 0)) usageExit('--timeout-s must be positive', USAGE);
-  return { target: positionals[0], out: values.out ?? 'artifacts/headless-metrics.json', mode, timeoutS };
+  const kList = (v: string | undefined, name: string, dflt: number[]) => {
+    if (v === undefined) return dflt;
+    const ks = v === '' ? [] : v.split(',').map(Number);
+    if (ks.some((k) => !Number.isInteger(k) || k < 1)) usageExit(`--${name} must be a comma-separated list of whole numbers`, USAGE);
+    return ks;
+  };
+  const paper = {
+    repeats: numberOf(values.repeats, 'repeats', 5), ks: kList(values.ks, 'ks', [4, 16, 64]), frozenKs: kList(values['frozen-ks'], 'frozen-ks', [16]),
+    steps: numberOf(values.steps, 'steps', 0), valFraction: numberOf(values['val-fraction'], 'val-fraction', 0),
+  };
+  if (!(Number.isInteger(paper.repeats) && paper.repeats >= 1)) usageExit('--repeats must be a whole number of at least 1', USAGE);
+  const isPaper = positionals[0] === 'paper-figures' || mode === 'paper-figures';
+  return { target: positionals[0] === 'paper-figures' ? 'pretrained-first-look' : positionals[0], out: values.out ?? (isPaper ? 'artifacts/paper-figures' : 'artifacts/headless-metrics.json'), mode: isPaper ? ('paper-figures' as Mode) : mode, timeoutS, paper };
 }
 
-const { target, out, mode: modeArg, timeoutS } = parseArgs(process.argv.slice(2));
+const { target, out: outArg, mode: modeArg, timeoutS, paper } = parseArgs(process.argv.slice(2));
+// paper-figures: --out is a folder; the run's metrics go beside the figures.
+const out = modeArg === 'paper-figures' ? `${outArg}/headless.json` : outArg;
 let settings;
 try {
   settings = settingsFromArgument(target);
@@ -49,7 +66,7 @@ try {
   page.on('pageerror', (e) => console.error(`${stamp()} page error: ${e.message}`));
   const url = `${base}/${hash}`;
   console.log(`${stamp()} opening ${url} (${mode})`);
-  await page.goto(url);
+  await page.goto(url, { timeout: 180_000 }); // a cold dev server on a loaded machine transforms modules for minutes
   await page.waitForFunction(() => {
     const lab = (window as any).slideLab;
     return lab && ((lab.data && lab.state === 'ready') || lab.lastError);
@@ -76,6 +93,7 @@ try {
       lab.on('state', (s) => { if (s === 'done' || s === 'error' || s === 'stopped') finish(null); });
       void lab.start();
     } else if (m === 'equivalence') void lab.runEquivalence().then(finish);
+    else if (m === 'paper-figures') void lab.runPaperFigures(${JSON.stringify(paper)}).then((f) => finish(f ? 'done' : null));
     else void lab.runExperiment(m).then(finish);
   })()`);
 
@@ -98,6 +116,7 @@ try {
         evals: h.evals.map((e: any) => ({ epoch: e.epoch, auc: e.auc, lo: e.band.auc.lower, hi: e.band.auc.upper, trainLoss: e.trainLoss })),
         eq: lab.equivalenceRows.length,
         exp: lab.experimentRows.length,
+        paper: lab.paperFiguresProgress ? `paper figures: ${lab.paperFiguresProgress.done} of ${lab.paperFiguresProgress.total} runs; ${lab.paperFiguresProgress.status.replace(/: step \d+ of \d+, loss [\d.]+$/, '')}` : '',
       };
     });
     if (s.step && s.step.step !== lastStep) {
@@ -108,7 +127,7 @@ try {
     }
     for (const e of s.evals.slice(lastEval)) console.log(`${stamp()} validation epoch ${e.epoch}: AUC ${e.auc?.toFixed(3)} (95% CI ${e.lo?.toFixed(3)}-${e.hi?.toFixed(3)}), train loss ${e.trainLoss?.toFixed(4)}`);
     lastEval = s.evals.length;
-    const status = mode === 'equivalence' ? `equivalence rows: ${s.eq}` : mode === 'train' ? '' : `experiment runs done: ${s.exp}`;
+    const status = mode === 'equivalence' ? `equivalence rows: ${s.eq}` : mode === 'train' ? '' : mode === 'paper-figures' ? s.paper : `experiment runs done: ${s.exp}`;
     if (status && status !== lastStatus) console.log(`${stamp()} ${(lastStatus = status)}`);
     if (s.hl.done || s.error) break;
     if (Date.now() > deadline) {
@@ -148,6 +167,17 @@ try {
   if (mode === 'k-sweep' || mode === 'frozen-vs-e2e') {
     for (const r of result.experiments as { variant: string; finalTrainLoss: number; auc: number; steps: number; wallMs: number; firstStepMs: number; reusedRanks: boolean }[]) {
       console.log(`${stamp()} ${r.variant}: ${r.steps} steps, final train loss ${r.finalTrainLoss.toFixed(4)}, val AUC ${r.auc.toFixed(3)}; run ${(r.wallMs / 1000).toFixed(1)} s, first step ${(r.firstStepMs / 1000).toFixed(1)} s, ${r.reusedRanks ? 'warm (reused) workers' : 'workers started'}`);
+    }
+  }
+  if (mode === 'paper-figures') {
+    const f = await page.evaluate(() => (window as any).slideLab.paperFigures);
+    if (!f) {
+      console.error(`${stamp()} no paper figures (the experiment failed or was cancelled)`);
+      code = 1;
+    } else {
+      const files = await writePaperFigures(page, outArg, f);
+      for (const line of paperFiguresSummary(f)) console.log(`${stamp()} ${line}`);
+      console.log(`${stamp()} wrote ${files.length} files to ${outArg}: ${files.join(', ')}`);
     }
   }
   const shot = out.replace(/\.json$/, '') + '.png';

@@ -154,7 +154,9 @@ export async function makeReferenceSlides(dir: string): Promise<string[]> {
     ['aperio-33003-ycbcr-mct.svs', 'ycbcr-mct'], ['aperio-33003-420.svs', 'ycbcr-420'],
   ];
   for (const [name, kind] of kinds) writeFileSync(join(dir, name), tiffBytes(layoutTiff(await j2kSvs(base, W, H, kind, 128))));
-  return ['base.png', ...kinds.map(([n]) => n)];
+  // Aperio JPEG (YCbCr, shared tables) with thumbnail strips, label and macro: the fuzz test's JPEG seed.
+  writeFileSync(join(dir, 'aperio-jpeg.svs'), tiffBytes(layoutTiff(svs(base, W, H, { tile: 128, ycbcr: true, mpp: 0.499 }))));
+  return ['base.png', ...kinds.map(([n]) => n), 'aperio-jpeg.svs'];
 }
 
 function omeXml(w: number, h: number, mpp: number): string {

@@ -2,9 +2,11 @@
 """Makes the committed slide fixtures under fixtures/slides/ and their reference regions.
 
 Slides: Aperio JPEG 2000 SVS files made with the project's own encoders (33005 RGB, 33003 YCbCr
-without MCT, with MCT, and with 4:2:0 chroma coded by libvips), and TIFFs written by Debian's
+without MCT, with MCT, and with 4:2:0 chroma coded by libvips), an Aperio-like JPEG SVS with
+thumbnail, label and macro (the fuzz test's JPEG seed), and TIFFs written by Debian's
 libvips (WebP 50001 lossy and lossless, JPEG 2000 33004 lossy and lossless, pyramids) and
-libtiff's tiffcp (separate colour planes, tiled LZW and stripped Deflate, both with predictor).
+libtiff's tiffcp (separate colour planes, tiled LZW and stripped Deflate, both with predictor;
+the stripped one big-endian). The lossless 33004 file is a BigTIFF.
 All start from one 320 x 240 scene (base.png, from the project's texture).
 
 References: regions read by the readers the project is compared with, saved as PNG, listed in
@@ -45,7 +47,7 @@ def main():
         'webp-lossy.tiff': ['--compression', 'webp', '--Q', '85', '--pyramid'],
         'webp-lossless.tiff': ['--compression', 'webp', '--lossless'],
         'jp2k-33004.tiff': ['--compression', 'jp2k', '--Q', '50', '--pyramid'],
-        'jp2k-33004-lossless.tiff': ['--compression', 'jp2k', '--lossless'],
+        'jp2k-33004-lossless.tiff': ['--compression', 'jp2k', '--lossless', '--bigtiff'],
     }
     for name, opts in made.items():
         run('vips', 'tiffsave', base, os.path.join(OUT, name), *tile, *opts)
@@ -53,7 +55,7 @@ def main():
         plain = os.path.join(tmp, 'plain.tif')
         run('vips', 'tiffsave', base, plain)
         run('tiffcp', '-p', 'separate', '-c', 'lzw:2', '-t', '-w', '128', '-l', '128', plain, os.path.join(OUT, 'planar-tiled.tiff'))
-        run('tiffcp', '-p', 'separate', '-c', 'zip:2', '-s', '-r', '32', plain, os.path.join(OUT, 'planar-strips.tiff'))
+        run('tiffcp', '-B', '-p', 'separate', '-c', 'zip:2', '-s', '-r', '32', plain, os.path.join(OUT, 'planar-strips.tiff'))
 
     vips_version = version(['vips', '--version'])
     openslide_version = 'openslide ' + openslide.__library_version__
@@ -66,9 +68,10 @@ def main():
         ('webp-lossy.tiff', 'WebP 50001 (lossy, Q 85)', False, 'vips'),
         ('webp-lossless.tiff', 'WebP 50001 (lossless)', True, 'vips'),
         ('jp2k-33004.tiff', 'JPEG 2000 33004 (lossy, Q 50)', False, 'vips'),
-        ('jp2k-33004-lossless.tiff', 'JPEG 2000 33004 (lossless)', True, 'vips'),
+        ('jp2k-33004-lossless.tiff', 'JPEG 2000 33004 (lossless, BigTIFF)', True, 'vips'),
+        ('aperio-jpeg.svs', 'JPEG YCbCr 4:2:0 (Aperio-like, shared tables)', False, 'openslide'),
         ('planar-tiled.tiff', 'PlanarConfiguration 2, tiled LZW + predictor', True, 'openslide'),
-        ('planar-strips.tiff', 'PlanarConfiguration 2, strips Deflate + predictor', True, 'vips'),
+        ('planar-strips.tiff', 'PlanarConfiguration 2, strips Deflate + predictor, big-endian', True, 'vips'),
     ]
     refs = []
     for name, codec, lossless, reader in slides:

@@ -24,7 +24,7 @@ export interface Classified<T> {
 
 const COMPRESSION: Record<number, string> = {
   1: 'none', 5: 'LZW', 6: 'old-style JPEG', 7: 'JPEG', 8: 'Deflate', 32946: 'Deflate', 32773: 'PackBits',
-  33003: 'JPEG 2000', 33005: 'JPEG 2000', 34712: 'JPEG 2000', 34887: 'LERC', 50000: 'ZSTD', 50001: 'WebP',
+  33003: 'JPEG 2000', 33004: 'JPEG 2000', 33005: 'JPEG 2000', 34712: 'JPEG 2000', 34887: 'LERC', 50000: 'ZSTD', 50001: 'WebP',
 };
 export function compressionName(code: number): string {
   return COMPRESSION[code] ? `${COMPRESSION[code]} (${code})` : `unknown (${code})`;

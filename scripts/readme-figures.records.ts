@@ -89,7 +89,9 @@ export function latestBySeries(records: (BenchRecord & { file: string })[]): Map
 const ROW_KEYS = ['backend', 'kernel', 'layer', 'encoder', 'mode', 'where', 'path', 'workers', 'ranks', 'prefetch', 'kernels', 'microBatch', 'k'];
 const slug = (v: unknown) => String(v).toLowerCase().replace(/[^a-z0-9.]+/g, '-').replace(/^-|-$/g, '');
 const rowLabel = (row: Record<string, unknown>, i: number) => {
-  const parts = ROW_KEYS.filter((k) => row[k] !== undefined && row[k] !== null && typeof row[k] !== 'object').map((k) => {
+  // A kernel row's `path` says what ran ('tiled 64x16x16, 4 classes'): a result, not a name; a decode row's ('native', 'js') names it.
+  const names = (k: string) => row[k] !== undefined && row[k] !== null && typeof row[k] !== 'object' && !(k === 'path' && /\s/.test(String(row[k])));
+  const parts = ROW_KEYS.filter(names).map((k) => {
     const v = row[k];
     if (k === 'prefetch') return v ? 'prefetch-on' : 'prefetch-off';
     if (k === 'ranks') return `n${v}`;

@@ -131,6 +131,9 @@ describe('rendering', () => {
       'results.cpu.throughput.single-graph-reference.ours.k16.kernels': 'ours',
       'results.cpu.throughput.single-graph-reference.ours.k16.stepMs': 111,
     });
+    const kernels = flattenFigures({ kernels: [{ kernel: 'Conv2DBackpropFilter', layer: 'cnn4.conv1', path: 'tiled 64x16x16, 4 classes', speedup: 1.7 }] });
+    expect(kernels['kernels.conv2dbackpropfilter.cnn4.conv1.speedup']).toBe(1.7);
+    expect(flattenFigures({ decode: [{ path: 'native', mode: 'pool', workers: 2, tilesPerSec: 475.7 }] })['decode.pool.native.w2.tilesPerSec']).toBe(475.7);
     expect(commandLine('bench', ['--backends', 'cpu', '--record', 'cpu-x', '--only', 'a b'])).toBe("npm run bench -- --backends cpu --only 'a b'");
   });
 

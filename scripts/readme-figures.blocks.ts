@@ -3,13 +3,11 @@
 // A placeholder names a series and a figure of its newest record in bench/results/:
 //   {series:figure|format}   {min series:glob|format}   {max series:glob|format}   (`*` in a glob: any run of characters)
 // formats: N (decimals), eN (exponential), gibN (MiB -> GiB), sN (ms -> s), mbN (bytes -> MB), `,` (thousands);
-// none: the figure as recorded. Each table row and inline block cites the date, load and command of
-// every record it uses. Text outside placeholders names the set-up only (encoder, K, px): no figures.
-import type { BenchRecord } from './readme-figures.records.ts';
+// none: the figure as recorded. Each table row cites the date, load and command of every record it
+// uses, an inline block the records' names and dates. Text outside placeholders names the set-up
+// only (encoder, K, px): no figures.
 
-export type Computed = (records: Map<string, BenchRecord>) => Record<string, number>;
-
-export type Block = { name: string; computed?: Computed } & (
+export type Block = { name: string } & (
   | { kind: 'table'; header: string[]; citeHeader?: string; rows: string[][] }
   | { kind: 'inline'; text: string }
 );

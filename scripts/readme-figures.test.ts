@@ -99,11 +99,12 @@ describe('rendering', () => {
 
   it('a missing series, figure or format is an error that names it, never an empty cell', () => {
     const r = recs(record());
-    expect(() => renderTemplate('{cpu-other:n1.tilesPerSec}', r, {}, 'block t')).toThrow(/block t: \{cpu-other:n1.tilesPerSec\}: no record of series 'cpu-other'/);
+    expect(() => renderTemplate('{cpu-other:n1.tilesPerSec}', r, 'block t')).toThrow(/block t: \{cpu-other:n1.tilesPerSec\}: no record of series 'cpu-other'/);
     expect(() => renderTemplate('{cpu-demo:n3.tilesPerSec}', r)).toThrow(/no figure 'n3.tilesPerSec'/);
     expect(() => renderTemplate('{min cpu-demo:zz.*}', r)).toThrow(/matches no figure/);
     expect(() => renderTemplate('{cpu-demo:ran|1}', r)).toThrow(/needs a number/);
     expect(() => formatFigure(1, 'q7', 'here')).toThrow(/unknown format 'q7'/);
+    expect(() => renderBlock({ name: 'n', kind: 'table', header: ['what'], rows: [['no figure here']] }, r)).toThrow(/row 1 cites no record/);
   });
 
   it('the citation of several records drops repeats; the markers must exist', () => {

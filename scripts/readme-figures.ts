@@ -11,7 +11,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { latestBySeries, readRecords, type BenchRecord, type Figure } from './readme-figures.records.ts';
 import { parseCli } from '../tools/cli.ts';
-import { BLOCKS, type Block, type Computed } from './readme-figures.blocks.ts';
+import { BLOCKS, type Block } from './readme-figures.blocks.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -23,8 +23,8 @@ dated bench record of each series in bench/results/ (write one with npm run benc
 export type Records = Map<string, BenchRecord>;
 
 // A placeholder: {series:figure|format}, or {min series:glob|format} / {max ...} over the figures the
-// glob (`*` = any run of characters) matches, or {=name|format} for a value computed by the layout.
-const PLACEHOLDER = /\{(?:(min|max) )?([a-z0-9-]+:[^|{}\s]+|=[\w-]+)(?:\|([^{}\s]+))?\}/g;
+// glob (`*` = any run of characters) matches.
+const PLACEHOLDER = /\{(?:(min|max) )?([a-z0-9-]+:[^|{}\s]+)(?:\|([^{}\s]+))?\}/g;
 
 /** A figure in the given format: N decimals, eN exponential, gibN (MiB -> GiB), sN (ms -> s), mbN (bytes -> MB), `,` thousands; none: as recorded. */
 export function formatFigure(v: Figure, format: string | undefined, where: string): string {
@@ -45,7 +45,6 @@ const globRe = (glob: string) => new RegExp(`^${glob.split('*').map((p) => p.rep
 export function citedSeries(template: string): string[] {
   const out: string[] = [];
   for (const m of template.matchAll(PLACEHOLDER)) {
-    if (m[2].startsWith('=')) continue;
     const s = m[2].split(':')[0];
     if (!out.includes(s)) out.push(s);
   }
@@ -53,14 +52,9 @@ export function citedSeries(template: string): string[] {
 }
 
 /** `template` with every placeholder replaced by its figure; throws naming the placeholder when a series or figure is missing. */
-export function renderTemplate(template: string, records: Records, computed: Record<string, number> = {}, where = 'template'): string {
+export function renderTemplate(template: string, records: Records, where = 'template'): string {
   return template.replace(PLACEHOLDER, (whole, fn: string | undefined, ref: string, format: string | undefined) => {
     const at = `${where}: ${whole}`;
-    if (ref.startsWith('=')) {
-      const v = computed[ref.slice(1)];
-      if (v === undefined) throw new Error(`${at}: no computed value '${ref.slice(1)}'`);
-      return formatFigure(v, format, at);
-    }
     const [series, key] = [ref.slice(0, ref.indexOf(':')), ref.slice(ref.indexOf(':') + 1)];
     const rec = records.get(series);
     if (!rec) throw new Error(`${at}: no record of series '${series}' in bench/results/`);
@@ -90,20 +84,21 @@ const cell = (s: string) => s.replace(/\n/g, ' ').trim();
 
 /** One block's lines between its markers. */
 export function renderBlock(block: Block, records: Records): string[] {
-  const computed: Record<string, number> = block.computed ? block.computed(records) : {};
   const where = `block '${block.name}'`;
   if (block.kind === 'inline') {
     // Inline in a sentence: the record names and dates only (the records hold the commands).
-    const text = renderTemplate(block.text, records, computed, where);
+    const text = renderTemplate(block.text, records, where);
     const series = citedSeries(block.text);
+    if (!series.length) throw new Error(`${where} cites no record`);
     return [`${text}; ${series.length > 1 ? 'records' : 'record'} ${series.map((x) => `${x} of ${records.get(x)!.date.slice(0, 10)}`).join(', ')} in bench/results/`];
   }
   const lines = [`| ${[...block.header, block.citeHeader ?? 'measured (date, load: command)'].join(' | ')} |`, `|${'---|'.repeat(block.header.length + 1)}`];
   block.rows.forEach((row, i) => {
     const series = [...new Set(row.flatMap(citedSeries))];
-    const cells = row.map((c) => cell(renderTemplate(c, records, computed, `${where} row ${i + 1}`)));
+    const cells = row.map((c) => cell(renderTemplate(c, records, `${where} row ${i + 1}`)));
     if (cells.length !== block.header.length) throw new Error(`${where} row ${i + 1}: ${cells.length} cells for ${block.header.length} columns`);
-    lines.push(`| ${[...cells, series.length ? citation(series, records) : 'computed'].join(' | ')} |`);
+    if (!series.length) throw new Error(`${where} row ${i + 1} cites no record: a row of a figure block holds figures`);
+    lines.push(`| ${[...cells, citation(series, records)].join(' | ')} |`);
   });
   return lines;
 }
@@ -140,7 +135,7 @@ export function loadRecords(dir = resolve(ROOT, 'bench/results')): Records {
   return latestBySeries(readRecords(dir));
 }
 
-export type { Block, Computed };
+export type { Block };
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const { values } = parseCli(process.argv.slice(2), {

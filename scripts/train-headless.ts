@@ -2,12 +2,14 @@
 // progress, and writes the run's metrics as JSON.
 //   npm run train:headless -- first-look [--out artifacts/headless-metrics.json] [--mode train|equivalence|k-sweep|frozen-vs-e2e] [--timeout-s 3600]
 //   npm run train:headless -- '#tiles=32&ranks=2&data=synthetic'
+//   npm run train:headless -- '#grid.mpp=1&tiles=16' --manifest cohort/manifest.csv
+//     (serves the manifest's folder with range support and trains on it as data=manifest:<its URL>)
 //   npm run train:headless -- paper-figures --out docs/figures [--repeats 5 --ks 4,16,64 --frozen-ks 16 --steps 48]
 //     (the paper's figures from R runs per arm; 'paper-figures' = the pretrained-first-look preset, or give a preset/hash with --mode paper-figures)
 // Uses SLIDE_LAB_URL when set (an already running lab), else starts Vite's dev server.
 // SLIDE_LAB_GPU=1 selects the real-GPU Chromium flags (see tools/chromium.ts).
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { launch } from '../tools/chromium.ts';
 import { labHash, settingsFromArgument } from '../src/lab/presets.ts';
 import { startLabServer } from '../tools/lab-server.ts';
@@ -17,11 +19,11 @@ import { paperFiguresSummary, writePaperFigures } from './paper-figures-out.ts';
 
 type Mode = 'train' | 'equivalence' | 'k-sweep' | 'frozen-vs-e2e' | 'paper-figures';
 
-const USAGE = 'usage: npm run train:headless -- <preset name, URL hash or paper-figures> [--out FILE, or DIR for paper-figures] [--mode train|equivalence|k-sweep|frozen-vs-e2e|paper-figures] [--timeout-s N] [paper figures: --repeats R --ks 4,16,64 --frozen-ks 16 --steps N --val-fraction F]';
+const USAGE = 'usage: npm run train:headless -- <preset name, URL hash or paper-figures> [--out FILE, or DIR for paper-figures] [--mode train|equivalence|k-sweep|frozen-vs-e2e|paper-figures] [--timeout-s N] [--manifest CSV] [paper figures: --repeats R --ks 4,16,64 --frozen-ks 16 --steps N --val-fraction F]';
 const MODES: readonly Mode[] = ['train', 'equivalence', 'k-sweep', 'frozen-vs-e2e', 'paper-figures'];
 
 function parseArgs(argv: string[]) {
-  const { values, positionals } = parseCli(argv, { out: { type: 'string' }, mode: { type: 'string' }, 'timeout-s': { type: 'string' }, repeats: { type: 'string' }, ks: { type: 'string' }, 'frozen-ks': { type: 'string' }, steps: { type: 'string' }, 'val-fraction': { type: 'string' } }, USAGE);
+  const { values, positionals } = parseCli(argv, { out: { type: 'string' }, mode: { type: 'string' }, 'timeout-s': { type: 'string' }, manifest: { type: 'string' }, repeats: { type: 'string' }, ks: { type: 'string' }, 'frozen-ks': { type: 'string' }, steps: { type: 'string' }, 'val-fraction': { type: 'string' } }, USAGE);
   if (positionals.length !== 1) usageExit(positionals.length ? `unexpected argument '${positionals[1]}'` : 'give a preset name or a URL hash', USAGE);
   const mode = values.mode as Mode | undefined;
   if (mode !== undefined && !MODES.includes(mode)) usageExit(`unknown mode '${mode}'`, USAGE);
@@ -39,10 +41,11 @@ function parseArgs(argv: string[]) {
   };
   if (!(Number.isInteger(paper.repeats) && paper.repeats >= 1)) usageExit('--repeats must be a whole number of at least 1', USAGE);
   const isPaper = positionals[0] === 'paper-figures' || mode === 'paper-figures';
-  return { target: positionals[0] === 'paper-figures' ? 'pretrained-first-look' : positionals[0], out: values.out ?? (isPaper ? 'artifacts/paper-figures' : 'artifacts/headless-metrics.json'), mode: isPaper ? ('paper-figures' as Mode) : mode, timeoutS, paper };
+  if (values.manifest !== undefined && !existsSync(values.manifest)) usageExit(`--manifest ${values.manifest}: no such file`, USAGE);
+  return { manifest: values.manifest, target: positionals[0] === 'paper-figures' ? 'pretrained-first-look' : positionals[0], out: values.out ?? (isPaper ? 'artifacts/paper-figures' : 'artifacts/headless-metrics.json'), mode: isPaper ? ('paper-figures' as Mode) : mode, timeoutS, paper };
 }
 
-const { target, out: outArg, mode: modeArg, timeoutS, paper } = parseArgs(process.argv.slice(2));
+const { target, out: outArg, mode: modeArg, timeoutS, paper, manifest } = parseArgs(process.argv.slice(2));
 // paper-figures: --out is a folder; the run's metrics go beside the figures.
 const out = modeArg === 'paper-figures' ? `${outArg}/headless.json` : outArg;
 let settings;
@@ -52,9 +55,14 @@ try {
   usageExit((e as Error).message, USAGE);
 }
 const mode: Mode = modeArg ?? (settings.lab.panel === 'equivalence' ? 'equivalence' : settings.preset === 'frozen-vs-end-to-end' ? 'frozen-vs-e2e' : settings.preset === 'more-tiles-help' ? 'k-sweep' : 'train');
+// --manifest: the lab server serves the manifest's folder (range requests) and the run reads it by URL.
+const COHORT_PREFIX = '/cohort-local';
+if (manifest) settings.lab.data = `manifest:${COHORT_PREFIX}/${encodeURIComponent(basename(manifest))}`;
 const hash = labHash(settings);
 
-const server = await startLabServer();
+// Planning a cohort (tissue detection over HTTP) takes longer than loading the demo index.
+const loadTimeoutMs = settings.lab.data.startsWith('manifest:') ? 1_800_000 : 120_000;
+const server = await startLabServer(manifest ? { serve: [{ prefix: COHORT_PREFIX, dir: dirname(manifest) }] } : {});
 const base = server.url;
 
 const t0 = Date.now();
@@ -70,9 +78,9 @@ try {
   await page.waitForFunction(() => {
     const lab = (window as any).slideLab;
     return lab && ((lab.data && lab.state === 'ready') || lab.lastError);
-  }, null, { timeout: 120_000, polling: 250 });
+  }, null, { timeout: loadTimeoutMs, polling: 250 });
   await page.waitForLoadState('networkidle');
-  await page.waitForFunction(() => (window as any).slideLab?.data && (window as any).slideLab.state === 'ready', null, { timeout: 120_000, polling: 250 });
+  await page.waitForFunction(() => (window as any).slideLab?.data && (window as any).slideLab.state === 'ready', null, { timeout: loadTimeoutMs, polling: 250 });
   const data = await page.evaluate(() => {
     const d = (window as any).slideLab.data;
     return { name: d.name, slides: d.slides.length, usable: d.entries.length, errors: d.slides.filter((s: any) => s.error).map((s: any) => `${s.id}: ${s.error}`) };

@@ -59,7 +59,7 @@ describe('a manifest cohort as the lab data set', () => {
 describe('dropped files', () => {
   it('follow subset and the grid, and take the manifest mpp for a file without one', async () => {
     const texture = await loadTexture();
-    const files = [0, 1, 2, 3].map((i) => ({ name: `s${i}.tiff`, blob: new Blob([testSlideBytes(testScene(texture, 768, 512, i), 768, 512, { mpp: i === 3 ? null : 0.5, pyramid: [2] })]) }));
+    const files = [0, 1, 2, 3].map((i) => ({ name: `s${i}.tiff`, blob: new Blob([testSlideBytes(testScene(texture, 768, 512, i), 768, 512, { mpp: i === 3 ? null : 0.5, pyramid: [2] }) as Uint8Array<ArrayBuffer>]) }));
     const csv = 'slide,label,split,mpp\ns0,0,train,\ns1,1,train,\ns2,0,val,\ns3,1,val,0.5\n';
     const grid = { ...DEFAULT_GRID, mpp: 1, tile: 64 };
     const set = await loadDroppedFiles([...files, { name: 'm.csv', blob: new Blob([csv]) }], { grid, makeUrl: () => 'blob:x' });

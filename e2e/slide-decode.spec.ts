@@ -1,7 +1,11 @@
 // Browser test: decode slide tiles in a Web Worker with the native path (JPEG rebuilt from
 // JPEGTables + tile, createImageBitmap, OffscreenCanvas) and with geotiff's JS path; compare the
 // pixels and print both throughputs. Fixtures come from scripts/make-fixtures.ts, served by Vite.
+// Then the committed fixtures/slides (WebP, JPEG 2000 33003/33004/33005, separate planes) read in
+// the page through the native decoder (WebP natively, the rest through its fallbacks) against the
+// OpenSlide / libvips reference regions: lossless exact, lossy within a MAD of 3 per channel.
 import type { Browser } from 'playwright-core';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixtures } from '../scripts/make-fixtures.ts';
 import { labUrl, launch, watchPage } from '../tools/chromium.ts';
@@ -42,6 +46,64 @@ describe('slide tile decoding in a worker', () => {
       }
       const svsRgb = reports.find((r) => r.file === 'svs-rgb.svs')!;
       expect(svsRgb.unmarkedMad).toBeGreaterThan(10); // Aperio RGB tiles decode wrongly without the marker
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+interface Ref { file: string; codec: string; lossless: boolean; level: number; x: number; y: number; w: number; h: number; ref: string }
+interface PageResult { file: string; level: number; mad: number[]; max: number; native: number; fallback: number; lastError: string | null }
+
+describe('new codecs in Chromium against the reference readers (fixtures/slides)', () => {
+  it('WebP natively, JPEG 2000 and separate planes through the fallbacks: lossless exact, lossy MAD < 3', async () => {
+    const { refs } = JSON.parse(readFileSync('fixtures/slides/refs.json', 'utf8')) as { refs: Ref[] };
+    const page = await browser.newPage();
+    const log = watchPage(page);
+    try {
+      await page.goto(labUrl('/fixtures/slides/refs.json'));
+      const results = (await page.evaluate(async (list: Ref[]) => {
+        // A page-side import of the Vite-served modules (vitest would rewrite a literal import()).
+        const load = new Function('m', 'return import(m)') as (m: string) => Promise<Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+        const { fromUrl } = await load('/src/slide/source.ts');
+        const { createNativeDecoder } = await load('/src/slide/decode-native.ts');
+        const out: PageResult[] = [];
+        for (const r of list) {
+          const decoder = createNativeDecoder();
+          const slide = await fromUrl(`/fixtures/slides/${r.file}`, { decoder });
+          const ours = (await slide.readRegion(r.level, r.x, r.y, r.w, r.h)).data as Uint8Array; // [h, w, 3]
+          const png = await createImageBitmap(await (await fetch(`/fixtures/slides/${r.ref}`)).blob(), { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+          const ctx = new OffscreenCanvas(r.w, r.h).getContext('2d')!;
+          ctx.drawImage(png, 0, 0);
+          const ref = ctx.getImageData(0, 0, r.w, r.h).data; // [h, w, 4]
+          const sum = [0, 0, 0];
+          let max = 0;
+          for (let i = 0; i < r.w * r.h; i++) {
+            for (let c = 0; c < 3; c++) {
+              const d = Math.abs(ours[i * 3 + c] - ref[i * 4 + c]);
+              sum[c] += d;
+              if (d > max) max = d;
+            }
+          }
+          out.push({ file: r.file, level: r.level, mad: sum.map((v) => v / (r.w * r.h)), max, native: decoder.stats.native, fallback: decoder.stats.fallback, lastError: decoder.stats.lastError });
+          await slide.close();
+        }
+        return out;
+      }, refs)) as PageResult[];
+      expect(results.length).toBe(refs.length);
+      for (const [i, res] of results.entries()) {
+        const r = refs[i];
+        console.log(`Chromium ${res.file} L${res.level} [${r.codec}]: MAD per channel ${res.mad.map((v) => v.toFixed(3)).join('/')}, max ${res.max}; tiles native ${res.native}, fallback ${res.fallback}`);
+        if (r.lossless) expect(res.max, res.file).toBe(0);
+        else for (const v of res.mad) expect(v, res.file).toBeLessThan(3);
+        if (r.file.startsWith('webp')) {
+          expect(res.native, `${res.file}: ${res.lastError}`).toBeGreaterThan(0); // WebP went through the browser's decoder
+          expect(res.lastError).toBeNull();
+        }
+      }
+    } catch (e) {
+      console.log(log.join('\n'));
+      throw e;
     } finally {
       await page.close();
     }

@@ -2,5 +2,6 @@
 import { Rank } from '../src/core/rank.ts';
 import { exposeRank } from '../src/transport/expose.ts';
 import { browserRuntime } from '../src/runtime/browser.ts';
+import { deviceLost, destroyDeviceForTest } from '../src/runtime/webgpu.ts';
 
-exposeRank(new Rank(browserRuntime));
+exposeRank(new Rank(browserRuntime), undefined, { deviceLost, destroyDevice: destroyDeviceForTest });

@@ -16,6 +16,7 @@ import { encoderSpecs } from './models/encoder.ts';
 import { countParams } from './params.ts';
 import { createSharedReduce, sharedSum, type SharedReduceBuffers } from './shared-reduce.ts';
 import { throwIfAborted } from './abort.ts';
+import { isRankFault, type RankFault } from './faults.ts';
 import { appliesAfter, GradientSum } from './optim/accumulate.ts';
 
 export class ReplicaDriftError extends Error {
@@ -134,6 +135,8 @@ export class Engine {
   /** With keepGradients: the last step's summed encoder gradient [P] and aggregator gradients. */
   lastEncoderGrad: Float32Array | null = null;
   lastAggregatorGrads: Map<string, Float32Array> | null = null;
+  /** Ranks that faulted in a step that still happened (others had applied its update): the recovery restores them before the next step. */
+  private lost: RankFault[] = [];
   /** optimizer.accumulateSlides > 1: the open group's gradients (aggregator by name; encoder as 'enc' [P]). */
   private aggSum = new GradientSum();
   private encSum = new GradientSum();
@@ -163,6 +166,10 @@ export class Engine {
   }
   get rankInfo(): RankInfo[] {
     return this.infos;
+  }
+  /** The shared-memory reduction's buffers (absent with the star reduction). */
+  get sharedReduce(): SharedReduceBuffers | undefined {
+    return this.shared;
   }
 
   async init(tiles: TileSourceSpec): Promise<RankInfo[]> {
@@ -201,8 +208,26 @@ export class Engine {
     return { features, results, gatherMs: beyondSlowest(wall, results.map((r) => r.ms.decode + r.ms.forward)) };
   }
 
-  /** One end-to-end training step on the next slide of the sampler (README, "One training step"). */
+  /**
+   * One end-to-end training step on the next slide of the sampler (README, "One training step").
+   * A rank fault (RankCrashed, DeviceLost) before the replicas' update abandons the step: the
+   * aggregator goes back to its state before the step (weights and AdamW), the step index stays,
+   * and the step can be retried once the rank is restored (src/lab/recovery.ts).
+   */
   async trainStep(signal?: AbortSignal): Promise<StepReport> {
+    const before = { weights: await readParams(this.aggSpecs, this.agg), optimizer: await this.aggOpt.getState() }; // [P_agg] and its AdamW state
+    try {
+      return await this.runStep(signal);
+    } catch (e) {
+      if (isRankFault(e)) {
+        writeParams(this.aggSpecs, this.agg, before.weights);
+        this.aggOpt.setState(before.optimizer);
+      }
+      throw e;
+    }
+  }
+
+  private async runStep(signal?: AbortSignal): Promise<StepReport> {
     throwIfAborted(signal);
     const wall0 = performance.now();
     const step = this.stepIndex;
@@ -301,9 +326,7 @@ export class Engine {
     }
 
     // Every replica applies the identical update.
-    const update = await phases.run('optimizer', () =>
-      Promise.all(this.ranks.map((r, i) => r.apply({ grads: i === n - 1 ? summed : summed.slice(), lr: hyper.lr, weightDecay: hyper.weightDecay }))),
-    );
+    const update = await phases.run('optimizer', () => this.applyEverywhere(summed, hyper));
     const recompute = new Map(backs.map((b) => [b.rank, b.ms.recompute]));
     return {
       checksums: update.value.map((a) => a.checksum),
@@ -311,6 +334,28 @@ export class Engine {
       bytes: { scatter: scatter.bytes, reduce: shares.bytes },
       ranks: update.value.map((a) => ({ rank: a.rank, ms: { recompute: recompute.get(a.rank), optimizer: a.ms.optimizer }, numTensors: a.numTensors })),
     };
+  }
+
+  /**
+   * Every replica applies the summed gradient [P]. A replica that faults meanwhile (its worker
+   * died, its device was lost) once another has applied it does not undo the step: it is noted in
+   * `lost` and restored from a replica that applied it (takeLostRanks). Any other failure throws.
+   */
+  private async applyEverywhere(summed: Float32Array, hyper: Hyper) {
+    const n = this.ranks.length;
+    const settled = await Promise.allSettled(this.ranks.map((r, i) => r.apply({ grads: i === n - 1 ? summed : summed.slice(), lr: hyper.lr, weightDecay: hyper.weightDecay })));
+    const failed = settled.flatMap((s, rank) => (s.status === 'rejected' ? [{ rank, error: s.reason as unknown }] : []));
+    const applied = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    if (failed.length && (!applied.length || failed.some((f) => !isRankFault(f.error)))) throw failed[0].error;
+    this.lost.push(...failed.map((f) => f.error as RankFault));
+    return applied;
+  }
+
+  /** The faults of ranks lost after the step's update was in elsewhere (the step counts); emptied by the call. */
+  takeLostRanks(): RankFault[] {
+    const out = this.lost;
+    this.lost = [];
+    return out;
   }
 
   /** Shared-memory reduction: ranks backprop, sum in a SharedArrayBuffer and update in one call. */

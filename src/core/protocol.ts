@@ -5,6 +5,7 @@ import type { Config } from './config.ts';
 import type { TileSourceSpec } from './tiles.ts';
 import type { SharedReduceBuffers } from './shared-reduce.ts';
 import type { AdamWState } from './optim/adamw.ts';
+import type { TestFault } from './faults.ts';
 
 export type BackendName = 'webgpu' | 'cpu';
 
@@ -34,6 +35,8 @@ export interface RankInit {
   sharedReduce?: SharedReduceBuffers;
   /** [P] initial encoder weights in spec order (pretrained, imported); absent: the seed's random init. */
   weights?: Float32Array;
+  /** Tests only: a fault the rank's worker injects into itself (src/transport/expose.ts honours it). */
+  testFault?: TestFault;
 }
 
 export interface RankInfo extends BackendInfo {

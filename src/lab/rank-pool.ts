@@ -10,6 +10,7 @@ import { packInitialValues } from '../core/params.ts';
 import { delegateRank, type RankApi, type RankInfo, type RankInit } from '../core/protocol.ts';
 import type { TileSourceSpec } from '../core/tiles.ts';
 import { terminateAll } from './guard.ts';
+import type { RankControl } from '../transport/rank-wrapper.ts';
 
 /**
  * What a replica's state depends on, minus what the experiments vary between runs: K (the
@@ -64,11 +65,18 @@ export class RankPool {
   }
 
   private view(rank: RankApi, i: number): RankApi {
-    return delegateRank(rank, {
+    const view: RankApi & RankControl = delegateRank(rank, {
       init: (init) => this.init(rank, i, init),
       // The run is over, the replica is not: the next run's init() resets it.
       dispose: async () => undefined,
     });
+    // A crashed replica is restarted in place (the same pooled slot, initialised as before); the
+    // worker is the pool's, so a run's terminate() does not reach it.
+    const c = rank as RankApi & RankControl;
+    if (c.restart) view.restart = () => c.restart!();
+    if (c.settled) view.settled = () => c.settled!();
+    if (c.kill) view.kill = () => c.kill!();
+    return view;
   }
 
   private async init(rank: RankApi, i: number, init: RankInit): Promise<RankInfo> {

@@ -7,7 +7,8 @@ import type { BackendInfo, RankApi, RankInfo } from '../core/protocol.ts';
 import type { EvalReport, PhaseEvent, StepReport } from '../core/report.ts';
 import { attentionScore, rocBootstrap, rocCurve, type AttentionScore, type RocPoint } from '../core/metrics.ts';
 import type { DataSet } from './dataset.ts';
-import { guardRank, terminateAll } from './guard.ts';
+import { guardRank, isRankFault, terminateAll, type ControlledRank } from './guard.ts';
+import { MAX_RECOVERIES_PER_STEP, restoreRanks, type FaultNotice } from './recovery.ts';
 import { abortable, throwIfAborted } from './abort.ts';
 import { mean, median } from '../core/stats.ts';
 
@@ -53,6 +54,8 @@ export interface TrainerOptions {
   signal?: AbortSignal;
   /** [P] initial encoder weights (a pretrained encoder); absent: the seed's random init. */
   encoderWeights?: Float32Array;
+  /** A rank crashed or lost its device and was restored (src/lab/recovery.ts); the step was retried. */
+  onFault?: (notice: FaultNotice) => void;
 }
 
 /** lesions: slide id -> tile indices with a lesion (planted, or from an annotation file), where known. */
@@ -92,8 +95,10 @@ export function progressOf(history: RunHistory, total: number, stepsPerEpoch: nu
 export class Trainer {
   readonly history: RunHistory = { steps: [], evals: [] };
   rankInfo: RankInfo[] = [];
+  /** The rank faults this run survived. */
+  readonly faults: FaultNotice[] = [];
 
-  private constructor(readonly engine: Engine, readonly ranks: RankApi[], private readonly options: TrainerOptions) {}
+  private constructor(readonly engine: Engine, readonly ranks: ControlledRank[], private readonly options: TrainerOptions) {}
 
   /** Starts N ranks and the engine. On failure every rank is terminated and the error says where. */
   static async create(options: TrainerOptions): Promise<Trainer> {
@@ -131,16 +136,20 @@ export class Trainer {
 
   /** One training step; returns the report and, at an epoch's end (or `forceEval`), the validation. */
   async step(signal?: AbortSignal, forceEval = false, onEvalSlide?: (done: number, total: number) => void): Promise<{ report: StepReport; eval?: EvalSummary }> {
-    const report = await this.engine.trainStep(signal);
+    const report = await this.surviving(this.engine.step, () => this.engine.trainStep(signal), signal);
+    // A rank that faulted after the others had applied the step's update: restore it now.
+    const late = this.engine.takeLostRanks();
+    if (late.length) await this.recover(report.step, late.map((f) => f.rank), late[0], 1, false);
     this.history.steps.push(report);
     const spe = this.engine.sampler.stepsPerEpoch;
-    if (forceEval || (report.step + 1) % spe === 0) return { report, eval: await this.evaluate(signal, onEvalSlide) };
+    const every = this.cfg.evalEvery;
+    if (forceEval || (report.step + 1) % spe === 0 || (every > 0 && (report.step + 1) % every === 0)) return { report, eval: await this.evaluate(signal, onEvalSlide) };
     return { report };
   }
 
   /** Validation on the val split: AUC, ROC, bootstrap band; recorded in the history. */
   async evaluate(signal?: AbortSignal, onSlide?: (done: number, total: number) => void): Promise<EvalSummary> {
-    const report = await this.engine.evaluate(signal, onSlide);
+    const report = await this.surviving('eval', () => this.engine.evaluate(signal, onSlide), signal);
     const spe = this.engine.sampler.stepsPerEpoch;
     const epochStart = Math.floor((this.engine.step - 1) / spe) * spe;
     const losses = this.history.steps.filter((s) => s.step >= epochStart && s.step < this.engine.step).map((s) => s.loss);
@@ -148,6 +157,25 @@ export class Trainer {
     this.history.evals = this.history.evals.filter((e) => e.step !== summary.step);
     this.history.evals.push(summary);
     return summary;
+  }
+
+  /** Runs `work`; a rank fault abandons it, restores the rank from a healthy replica and runs it again. */
+  private async surviving<T>(step: number | 'eval', work: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await work();
+      } catch (e) {
+        if (!isRankFault(e) || signal?.aborted || attempt > MAX_RECOVERIES_PER_STEP) throw e;
+        await this.recover(step, [e.rank], { fault: e.fault, call: e.call, reason: e.reason, detectedAt: e.detectedAt }, attempt, true);
+      }
+    }
+  }
+
+  private async recover(step: number | 'eval', lost: number[], seen: { fault: FaultNotice['kind']; call: string; reason: string; detectedAt: number }, attempt: number, retried: boolean): Promise<void> {
+    const { donor, restarted } = await restoreRanks(this.ranks, lost, this.engine.sharedReduce);
+    const notice: FaultNotice = { kind: seen.fault, rank: lost[0], call: seen.call, reason: seen.reason, step, restarted, donor, detectedAt: seen.detectedAt, restoredAt: performance.now(), attempt, retried };
+    this.faults.push(notice);
+    this.options.onFault?.(notice);
   }
 
   /** Ends the run: disposes the engine (with a deadline) and terminates the workers. */

@@ -12,6 +12,7 @@ import { RankError } from './guard.ts';
 import type { LabOptions, MainBackend } from './presets.ts';
 import type { EvalSummary, Progress, RunHistory } from './run.ts';
 import type { PretrainedEncoder } from '../core/pretrained.ts';
+import type { FaultNotice } from './recovery.ts';
 
 export type LabState = 'empty' | 'loading' | 'ready' | 'starting' | 'running' | 'pausing' | 'paused' | 'stopping' | 'stopped' | 'done' | 'error' | 'busy';
 
@@ -55,6 +56,8 @@ export interface LabEvents extends Record<string, unknown> {
   run: RunHistory;
   /** A pretrained encoder was loaded (null: cleared). */
   pretrained: PretrainedEncoder | null;
+  /** A rank crashed or lost its WebGPU device, was restored from a healthy replica, and training goes on (src/lab/recovery.ts). */
+  fault: FaultNotice & { text: string };
 }
 
 export interface SessionDeps {

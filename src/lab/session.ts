@@ -24,6 +24,7 @@ import { DEFAULT_LAB, labHash, manifestUrlOf, parseLabHash, type LabOptions } fr
 import { Trainer, type RunHistory } from './run.ts';
 import { ACTIVE_STATES, describeError, type ExperimentKind, type LabError, type LabEvents, type LabState, type MainBackendInfo, type SessionDeps } from './session-types.ts';
 import { TrainingLoop } from './training-loop.ts';
+import { describeFault } from './recovery.ts';
 import { isBuiltinModel, PretrainedSlot } from './pretrained.ts';
 import { readImportedRun, type ImportedRun } from './run-import.ts';
 import { exportPretrained, type PretrainedEncoder } from '../core/pretrained.ts';
@@ -272,6 +273,11 @@ export class LabSession extends Emitter<LabEvents> {
       makeRanks: this.deps.makeRanks,
       rankTimeoutMs: this.deps.rankTimeoutMs,
       onPhase: (e) => this.loop.onPhase(e),
+      onFault: (n) => {
+        const text = describeFault(n);
+        this.emit('log', text);
+        this.emit('fault', { ...n, text });
+      },
       signal,
       encoderWeights,
     });

@@ -5,6 +5,28 @@ import type { AdapterInfo, BackendInfo } from '../core/protocol.ts';
 import { registerTrainingKernels, trainingKernelsWanted } from '../kernels/index.ts';
 import { registerCpuTrainingKernels } from '../kernels/cpu-kernels.ts';
 
+/** This thread's WebGPU device (the one tfjs's webgpu backend computes on), if any. */
+let current: GPUDevice | null = null;
+const lossListeners = new Set<(reason: string) => void>();
+
+const lossReason = (info: GPUDeviceLostInfo) => `device lost (${info.reason}${info.message ? `: ${info.message}` : ''})`;
+
+/** Resolves with the reason once this thread's current WebGPU device is lost; null without one. */
+export function deviceLost(): Promise<string> | null {
+  return current ? current.lost.then(lossReason) : null;
+}
+
+/** Calls `listener` when this thread's current device is lost (the main context shows it); returns the unsubscribe. */
+export function onDeviceLost(listener: (reason: string) => void): () => void {
+  lossListeners.add(listener);
+  return () => lossListeners.delete(listener);
+}
+
+/** Tests only: destroys the current device, as a loss would take it (GPUDevice.lost then resolves). */
+export function destroyDeviceForTest(): void {
+  current?.destroy();
+}
+
 /** Registers tfjs's webgpu backend on a device from `gpu`; falls back to cpu with a reason. */
 export async function useWebGPU(gpu: GPU | undefined): Promise<BackendInfo> {
   if (!gpu) return useCpu('WebGPU is not available here (no navigator.gpu)');
@@ -22,6 +44,10 @@ export async function useWebGPU(gpu: GPU | undefined): Promise<BackendInfo> {
       maxComputeWorkgroupSizeX: limits.maxComputeWorkgroupSizeX,
       maxComputeInvocationsPerWorkgroup: limits.maxComputeInvocationsPerWorkgroup,
     },
+  });
+  current = device;
+  void device.lost.then((lost) => {
+    if (current === device) for (const l of lossListeners) l(lossReason(lost));
   });
   const info = (adapter as GPUAdapter & { info?: GPUAdapterInfo }).info;
   const { WebGPUBackend } = await import('@tensorflow/tfjs-backend-webgpu');
@@ -43,6 +69,7 @@ export async function useWebGPU(gpu: GPU | undefined): Promise<BackendInfo> {
 
 /** The cpu backend, with our plain-array Conv2DBackpropFilter unless SLIDE_LAB_KERNELS=stock. */
 export async function useCpu(reason?: string): Promise<BackendInfo> {
+  current = null;
   await tf.setBackend('cpu');
   await tf.ready();
   const kernels = registerCpuTrainingKernels(trainingKernelsWanted()) ? 'ours' : 'stock';

@@ -1,8 +1,12 @@
 // Both ends of a rank over a comlink endpoint (Web Worker or worker_threads): every typed-array
-// buffer of a request or a result travels by transfer instead of being copied, and a worker that
-// dies fails the calls waiting on it. The methods come from RANK_METHODS, never listed here.
+// buffer of a request or a result travels by transfer instead of being copied. The methods come
+// from RANK_METHODS, never listed here. The main side's link (send, died, terminate) goes into the
+// one rank wrapper, src/transport/rank-wrapper.ts; the worker side reports a lost WebGPU device as
+// a DeviceLostError and honours the test-only fault injection of RankInit.testFault.
 import * as Comlink from 'comlink';
-import { callRank, rankFrom, type RankApi, type RankMethod } from '../core/protocol.ts';
+import { callRank, rankFrom, type RankApi, type RankInit, type RankMethod } from '../core/protocol.ts';
+import { DEVICE_LOST_ERROR, type TestFault } from '../core/faults.ts';
+import type { RankLink } from './rank-wrapper.ts';
 
 /** The ArrayBuffers inside a request or result (one level deep: the protocol's messages are flat). */
 export function buffersOf(value: unknown): ArrayBuffer[] {
@@ -21,20 +25,77 @@ export function transferringApi(api: RankApi): RankApi {
   return rankFrom(async (method, arg) => transferring(await callRank(api, method, arg)));
 }
 
-export function exposeRank(api: RankApi, endpoint?: Comlink.Endpoint): void {
-  Comlink.expose(transferringApi(api), endpoint);
+/** What the worker's runtime offers for faults: its WebGPU device's loss, and the test hooks. */
+export interface RankHooks {
+  /** The current WebGPU device's loss: resolves with the reason once it is lost; null without a device. */
+  deviceLost?(): Promise<string> | null;
+  /** Tests: destroys the current WebGPU device (as a loss would take it). */
+  destroyDevice?(): void;
+  /** Tests: ends the worker's thread (process.exit in Node). */
+  exit?(code: number): void;
 }
 
-export type RemoteRank = RankApi & { terminate(): void };
+function deviceLostError(reason: string): Error {
+  const e = new Error(`${reason}; its tensors are gone, the rank must be restarted`);
+  e.name = DEVICE_LOST_ERROR;
+  return e;
+}
 
 /**
- * The main side of a remote rank: a RankApi whose requests transfer their buffers too.
- * `terminate` ends the worker (used for abort and dispose); `died`, when the transport can tell,
- * rejects once the worker is gone, and every call races it (a dead worker never answers).
+ * The rank's side of the fault model: a call on a device that is lost (before, during or after
+ * the call) fails with a DeviceLostError instead of answering with what a dead device computed,
+ * and a test's RankInit.testFault is injected at its call.
  */
-export function remoteRank(remote: Comlink.Remote<RankApi>, terminate: () => void, died?: Promise<never>): RemoteRank {
-  died?.catch(() => undefined);
-  const send = (method: RankMethod, arg: unknown) => (remote[method] as unknown as (a?: unknown) => Promise<unknown>)(transferring(arg));
-  const rank = rankFrom(died ? (method, arg) => Promise.race([send(method, arg), died]) : send);
-  return Object.assign(rank, { terminate });
+export function faultAwareApi(api: RankApi, hooks: RankHooks = {}): RankApi {
+  let fault: TestFault | undefined;
+  const counts = new Map<string, number>();
+  let lostReason: string | null = null;
+  const watch = (lost: Promise<string> | null | undefined) => void lost?.then((reason) => (lostReason = reason));
+  return rankFrom(async (method: RankMethod, arg: unknown) => {
+    if (method === 'init') {
+      const { testFault, ...init } = arg as RankInit;
+      fault = testFault;
+      counts.clear();
+      lostReason = null;
+      const info = await callRank(api, method, init);
+      watch(hooks.deviceLost?.());
+      return info;
+    }
+    if (lostReason) throw deviceLostError(lostReason);
+    counts.set(method, (counts.get(method) ?? 0) + 1);
+    if (fault && fault.call === method && fault.nth === counts.get(method)) {
+      const f = fault;
+      fault = undefined;
+      if (f.kind === 'exit') hooks.exit ? hooks.exit(70) : (globalThis as { close?: () => void }).close?.();
+      if (f.kind === 'throw') {
+        setTimeout(() => {
+          throw new Error(`test fault: uncaught error in the rank's worker during ${method}`);
+        });
+        return new Promise(() => undefined); // the call never answers: the worker is going down
+      }
+      if (f.kind === 'device-lost') hooks.destroyDevice?.();
+    }
+    const lost = hooks.deviceLost?.();
+    const onLoss = lost?.then((reason) => Promise.reject(deviceLostError(reason)));
+    onLoss?.catch(() => undefined);
+    try {
+      const out = await (onLoss ? Promise.race([callRank(api, method, arg), onLoss]) : callRank(api, method, arg));
+      if (lostReason) throw deviceLostError(lostReason); // computed on a device that was lost meanwhile
+      return out;
+    } catch (e) {
+      // A lost device makes tfjs fail in its own words: say what happened instead.
+      const reason = lost ? await Promise.race([lost, new Promise<null>((r) => setTimeout(() => r(null), 100))]) : null;
+      if (reason) throw deviceLostError(reason);
+      throw e;
+    }
+  });
+}
+
+export function exposeRank(api: RankApi, endpoint?: Comlink.Endpoint, hooks?: RankHooks): void {
+  Comlink.expose(transferringApi(faultAwareApi(api, hooks)), endpoint);
+}
+
+/** The main side of a comlink rank: requests transfer their buffers too. */
+export function comlinkSend(remote: Comlink.Remote<RankApi>): RankLink['send'] {
+  return (method, arg) => (remote[method] as unknown as (a?: unknown) => Promise<unknown>)(transferring(arg));
 }

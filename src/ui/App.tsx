@@ -15,7 +15,7 @@ import { findPreset } from '../lab/presets.ts';
 const SECTIONS = ['data', 'setup', 'train', 'timeline', 'equivalence', 'attention', 'experiments'];
 
 export function App() {
-  const { lab, snap } = useLab();
+  const { lab, snap, store } = useLab();
   const [viewing, setViewing] = useState<string | null>(null);
   const [linkError, setLinkError] = useState<string | null>(null);
   const link = snap.hash || '#data=demo';
@@ -73,6 +73,11 @@ export function App() {
             </>
           )}{' '}
           <button onClick={() => { setLinkError(null); lab.clearError(); }}>dismiss</button>
+        </div>
+      )}
+      {snap.notice && (
+        <div className="lab-notice" data-testid="lab-notice" role="status">
+          {snap.notice} <button onClick={() => store.dismissNotice()}>dismiss</button>
         </div>
       )}
       <ResumeBanner />

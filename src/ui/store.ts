@@ -35,6 +35,8 @@ export interface LabSnapshot {
   experiments: Partial<Record<ExperimentKind, ExperimentRow[]>>;
   teaching: boolean;
   log: string[];
+  /** The last rank fault the run survived, in words (null: none, or dismissed). */
+  notice: string | null;
   /** The pretrained encoder loaded in this page (null: none). */
   pretrained: PretrainedEncoder | null;
 }
@@ -48,7 +50,7 @@ export class LabStore {
     this.snap = {
       state: s.state, config: s.config, lab: s.options, hash: s.hash, data: s.data, loading: null, main: s.mainBackend, ranks: s.rankInfo,
       steps: [...s.history.steps], evals: [...s.history.evals], evalProgress: null, progress: null, phases: [], checkpoint: s.lastCheckpoint,
-      error: s.lastError, equivalence: { rows: s.equivalenceRows, running: false }, experiment: null, experiments: {}, teaching: s.teaching, log: [],
+      error: s.lastError, equivalence: { rows: s.equivalenceRows, running: false }, experiment: null, experiments: {}, teaching: s.teaching, log: [], notice: null,
       pretrained: s.pretrained.loaded,
     };
     s.on('state', (state) => this.set({ state, teaching: s.teaching }));
@@ -68,6 +70,7 @@ export class LabStore {
     s.on('experiment', (experiment) => this.set({ experiment, experiments: { ...this.snap.experiments, [experiment.kind]: experiment.rows } }));
     s.on('pretrained', (pretrained) => this.set({ pretrained }));
     s.on('log', (line) => this.set({ log: [...this.snap.log.slice(-50), line] }));
+    s.on('fault', (f) => this.set({ notice: f.text }));
   }
 
   private set(patch: Partial<LabSnapshot>): void {
@@ -78,6 +81,10 @@ export class LabStore {
   /** For UI-only flags kept beside the session's (e.g. teaching). */
   refresh(): void {
     this.set({ teaching: this.session.teaching });
+  }
+
+  dismissNotice(): void {
+    this.set({ notice: null });
   }
 
   subscribe = (fn: () => void): (() => void) => {

@@ -12,6 +12,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SlideError } from './errors.ts';
+import { MAX_TILE_BYTES } from './limits.ts';
+import { encodeJpeg } from './testing/jpeg-encode.ts';
+import { basicTags, layoutTiff, tiffBytes } from './testing/tiff-writer.ts';
 import { openSlide, type SlideSource } from './source.ts';
 import type { ByteSource } from './byte-source.ts';
 
@@ -230,4 +233,64 @@ describe('fuzzed TIFFs', () => {
     expect(outcomes.size).toBeGreaterThan(3);
     expect(peakRss).toBeLessThan(2 * 2 ** 30);
   }, 300_000);
+});
+
+/** First position of `needle` in `hay` at or after `from`, or -1. */
+function find(hay: Uint8Array, needle: number[], from = 0): number {
+  outer: for (let i = from; i + needle.length <= hay.length; i++) {
+    for (let k = 0; k < needle.length; k++) if (hay[i + k] !== needle[k]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+describe('the memory limit is enforced before allocating', () => {
+  const limit = `over the reader's limit of ${MAX_TILE_BYTES / 2 ** 20} MiB per tile`;
+  const refused = async (name: string, bytes: Uint8Array, read: (s: SlideSource) => Promise<unknown>) => {
+    const before = process.memoryUsage().arrayBuffers;
+    let error: unknown = null;
+    try {
+      const slide = await openSlide(memorySource(name, bytes));
+      try { await read(slide); } finally { await slide.close(); }
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(SlideError);
+    const e = error as SlideError;
+    console.log(e.message);
+    expect(e.code).toBe('absurd-dimensions');
+    expect(e.message.startsWith(`${name}: `)).toBe(true);
+    expect(e.message).toContain(limit);
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(MAX_TILE_BYTES);
+  };
+
+  it('a tile size whose decoded tile would exceed the limit is refused at open', async () => {
+    const tags = basicTags({ width: 8192, height: 8192, compression: 1, photometric: 2, tileWidth: 8192 });
+    await refused('huge-tile.tiff', tiffBytes(layoutTiff([{ tiled: true, blocks: [new Uint8Array(64)], tags }])), async () => undefined);
+  });
+
+  it('a JPEG tile whose frame header claims 60000 x 60000 is refused before decoding', async () => {
+    const tile = encodeJpeg(new Uint8Array(64 * 64 * 3).fill(128), 64, 64, { quality: 90 });
+    const sof = find(tile, [0xff, 0xc0]);
+    tile.set([60000 >> 8, 60000 & 255, 60000 >> 8, 60000 & 255], sof + 5);
+    const tags = basicTags({ width: 64, height: 64, compression: 7, photometric: 6, tileWidth: 64 });
+    await refused('sof.tiff', tiffBytes(layoutTiff([{ tiled: true, blocks: [tile], tags }])), (s) => s.readRegion(0, 0, 0, 64, 64));
+  });
+
+  it('a WebP tile whose header claims 16383 x 16383 is refused before decoding', async () => {
+    const bytes = new Uint8Array(readFileSync(join(DIR, 'webp-lossless.tiff')));
+    const at = find(bytes, [0x56, 0x50, 0x38, 0x4c]); // 'VP8L'
+    const bits = (16383 - 1) | ((16383 - 1) << 14);
+    bytes.set([bits & 255, (bits >> 8) & 255, (bits >> 16) & 255, (bytes[at + 12] & 0xf0) | ((bits >>> 24) & 0x0f)], at + 9);
+    await refused('webp-header.tiff', bytes, (s) => s.readRegion(0, 0, 0, 320, 240));
+  });
+
+  it('a JPEG 2000 codestream whose SIZ claims 60000 x 60000 is refused before decoding', async () => {
+    const bytes = new Uint8Array(readFileSync(join(DIR, 'aperio-33005-rgb.svs')));
+    for (let at = find(bytes, [0xff, 0x4f, 0xff, 0x51]); at >= 0; at = find(bytes, [0xff, 0x4f, 0xff, 0x51], at + 4)) {
+      new DataView(bytes.buffer).setUint32(at + 8, 60000);
+      new DataView(bytes.buffer).setUint32(at + 12, 60000);
+    }
+    await refused('siz.svs', bytes, (s) => s.readRegion(0, 0, 0, 128, 128));
+  });
 });

@@ -11,7 +11,7 @@
 //   model.json, weights.bin  the lab's tfjs weights export
 // written at every validation, every --checkpoint-every steps, at the end and on Ctrl-C.
 import { existsSync, mkdirSync, openAsBlob, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { attentionDim, ConfigError, featureDim, parseConfig, type Config } from '../src/core/config.ts';
 import { aggregatorSpecs } from '../src/core/models/aggregator.ts';
@@ -19,18 +19,16 @@ import { encoderSpecs } from '../src/core/models/encoder.ts';
 import { unpack } from '../src/core/params.ts';
 import { loadPretrained } from '../src/core/pretrained.ts';
 import type { RankInfo } from '../src/core/protocol.ts';
-import type { SlideTiles } from '../src/core/tiles.ts';
 import { writeSafetensors } from '../src/core/weights/index.ts';
-import { entriesOf, loadDemo, loadSynthetic, stratifiedSubset, type DataSet, type SlideInfo } from '../src/lab/dataset.ts';
+import { loadDemo, loadManifest, loadSynthetic, type DataSet } from '../src/lab/dataset.ts';
 import { exportWeights, metricsJson } from '../src/lab/export.ts';
 import { labHash, settingsFromArgument, type LabOptions } from '../src/lab/presets.ts';
 import { isBuiltinModel } from '../src/lab/pretrained.ts';
 import { Trainer, type RunHistory } from '../src/lab/run.ts';
 import { dawnEnvironment } from '../src/runtime/node.ts';
 import { useCpu } from '../src/runtime/webgpu.ts';
-import { formatIssues, parseManifest } from '../src/slide/manifest.ts';
+import type { CohortOptions } from '../src/slide/cohort.ts';
 import { fromPath } from '../src/slide/node-open.ts';
-import { planSlide, type TileGridOptions } from '../src/slide/tiles.ts';
 import { nodeWorkerRanks } from '../src/transport/node-worker.ts';
 import { numberOf, parseCli, setUsage, usageExit } from '../tools/cli.ts';
 
@@ -83,64 +81,44 @@ export interface TrainSummary {
   files: string[];
 }
 
-/**
- * Grid options of the configuration (helper seam: `grid.mpp` / `grid.tileSize` once the config
- * carries them); planSlide's defaults (224 px at 0.5 µm/px, the lab's) otherwise.
- */
-function gridOptions(cfg: Config): TileGridOptions {
-  const grid = (cfg as unknown as { grid?: { mpp?: number; tileSize?: number; minTissue?: number } }).grid;
-  return { ...(grid?.mpp ? { mpp: grid.mpp } : {}), ...(grid?.tileSize ? { tileSize: grid.tileSize } : {}), ...(grid?.minTissue !== undefined ? { minTissue: grid.minTissue } : {}) };
-}
-
-/** Slides of a manifest CSV (paths relative to it): opened, tissue planned; a bad slide keeps its row with the reason. */
-async function loadManifest(csvPath: string, cfg: Config, subset: number, signal?: AbortSignal, log?: (s: string) => void): Promise<DataSet> {
-  let text: string;
+/** Node's fetch of a file: URL (manifest, demo.json). */
+const fileFetch = (async (u: string | URL | Request) => {
+  const url = typeof u === 'string' ? u : u instanceof URL ? u.href : u.url;
   try {
-    text = readFileSync(csvPath, 'utf8');
+    return new Response(readFileSync(fileURLToPath(url)));
   } catch (e) {
-    throw new Error(`${csvPath}: cannot read the manifest (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    return new Response(`${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { status: (e as NodeJS.ErrnoException).code === 'ENOENT' ? 404 : 500 });
   }
-  const manifest = parseManifest(text);
-  const issues = formatIssues(manifest.errors).map((s) => `${basename(csvPath)}, ${s}`);
-  const slides: SlideInfo[] = [];
-  const tiles: SlideTiles[] = [];
-  const rows = stratifiedSubset(manifest.rows, subset);
-  for (const [i, row] of rows.entries()) {
-    signal?.throwIfAborted();
-    const info: SlideInfo = { id: row.slide, label: row.label, split: row.split, tissueTiles: 0 };
-    slides.push(info);
-    if (!row.path) {
-      info.error = 'the manifest gives no path for this slide';
-      continue;
-    }
-    const path = isAbsolute(row.path) ? row.path : resolve(dirname(csvPath), row.path);
-    try {
-      const source = await fromPath(path, { signal });
-      try {
-        const { grid } = await planSlide(source, { ...gridOptions(cfg), signal });
-        if (!grid.tiles.length) throw new Error('no tissue tiles found (is the slide blank?)');
-        Object.assign(info, { tissueTiles: grid.tiles.length, url: path, width: source.levels[0].width, height: source.levels[0].height });
-        tiles.push({ id: row.slide, source: path, grid });
-        log?.(`slide ${i + 1}/${rows.length} ${row.slide}: ${grid.tiles.length} tissue tiles (${grid.tileSize} px at ${grid.mpp} µm/px, level ${grid.level})`);
-      } finally {
-        await source.close();
-      }
-    } catch (e) {
-      if (signal?.aborted) throw e;
-      info.error = (e as Error).message;
-    }
-  }
-  return { name: basename(csvPath), source: { kind: 'files', names: rows.map((r) => r.path ?? r.slide) }, slides, entries: entriesOf(slides), tileSpec: { kind: 'slides', slides: tiles }, issues };
+}) as typeof fetch;
+
+/** Opens a cohort's slide at a file: URL (src/slide/cohort.ts resolves manifest paths to them). */
+const openFile: CohortOptions['open'] = (location, o) => fromPath(fileURLToPath(location), o);
+
+/** The ranks read slides by path: the data set's file: URLs become paths. */
+function byPath(data: DataSet): DataSet {
+  if (data.tileSpec.kind !== 'slides') return data;
+  const slides = data.tileSpec.slides.map((s) => ({ ...s, source: typeof s.source === 'string' && s.source.startsWith('file:') ? fileURLToPath(s.source) : s.source }));
+  return { ...data, tileSpec: { kind: 'slides', slides } };
 }
 
-/** The demo data set from its demo.json on disk; the ranks read the files by path. */
-async function loadDemoFiles(demoJson: string, subset: number): Promise<DataSet> {
+/**
+ * The cohort of a manifest CSV (src/slide/cohort.ts, as the lab's data=manifest:): paths relative
+ * to the CSV, every slide's µm per pixel checked and its tiles planned on the config's grid
+ * (grid.mpp, grid.tile, ...); a bad slide keeps its row with the reason and the rest go on.
+ */
+async function loadManifestFile(csvPath: string, cfg: Config, subset: number, signal?: AbortSignal, log?: (s: string) => void): Promise<DataSet> {
+  if (!existsSync(csvPath)) throw new Error(`${csvPath}: no such manifest`);
+  const set = await loadManifest(pathToFileURL(csvPath).href, subset, fileFetch, cfg.grid, { open: openFile, signal });
+  for (const s of set.slides) {
+    if (!s.error) log?.(`slide ${s.id}: ${s.tissueTiles} tissue tiles of ${cfg.grid.tile} px at ${cfg.grid.mpp} µm/px (level ${s.level}, ${s.levelMpp} µm/px${s.resample ? ', resampled' : ''})`);
+  }
+  return byPath(set);
+}
+
+/** The demo data set from its demo.json on disk (planned again when the config's grid differs from demo.json's). */
+async function loadDemoFiles(demoJson: string, cfg: Config, subset: number, signal?: AbortSignal): Promise<DataSet> {
   if (!existsSync(demoJson)) throw new Error(`the demo data set is missing (${demoJson}): run \`npm run demo\``);
-  const fileFetch = (async (u: string | URL) => new Response(readFileSync(fileURLToPath(u)))) as typeof fetch;
-  const set = await loadDemo(pathToFileURL(demoJson).href, subset, fileFetch);
-  if (set.tileSpec.kind !== 'slides') return set;
-  const slides = set.tileSpec.slides.map((s) => ({ ...s, source: typeof s.source === 'string' ? fileURLToPath(s.source) : s.source }));
-  return { ...set, tileSpec: { kind: 'slides', slides } };
+  return byPath(await loadDemo(pathToFileURL(demoJson).href, subset, fileFetch, cfg.grid, { open: openFile, signal }));
 }
 
 /** Ranks read slides as file-backed Blobs instead of by path (the lab's dropped-file path, in Node). */
@@ -198,9 +176,9 @@ export async function train(o: TrainOptions): Promise<TrainSummary> {
   const hash = labHash({ config: cfg, lab });
 
   let data: DataSet;
-  if (o.manifest) data = await loadManifest(resolve(o.manifest), cfg, lab.subset, o.signal, log);
+  if (o.manifest) data = await loadManifestFile(resolve(o.manifest), cfg, lab.subset, o.signal, log);
   else if (lab.data === 'synthetic') data = loadSynthetic(16, cfg.seed, 32, lab.subset); // the lab session's defaults
-  else data = await loadDemoFiles(resolve(o.demo ?? join(ROOT, 'public/demo/demo.json')), lab.subset);
+  else data = await loadDemoFiles(resolve(o.demo ?? join(ROOT, 'public/demo/demo.json')), cfg, lab.subset, o.signal);
   for (const issue of data.issues) log(`note: ${issue}`);
   for (const s of data.slides) if (s.error) log(`note: ${s.id} is left out: ${s.error}`);
   if (o.open === 'blob') data = await asBlobs(data);

@@ -9,6 +9,7 @@ const CLIS: [string, string][] = [
   ['demo', 'scripts/make-demo.ts'],
   ['fixtures', 'scripts/make-fixtures.ts'],
   ['train:headless', 'scripts/train-headless.ts'],
+  ['train', 'scripts/train.ts'],
   ['equivalence', 'scripts/equivalence.ts'],
   ['export:torch', 'scripts/export-torch.ts'],
   ['bench:browser', 'bench/browser.ts'],

@@ -83,7 +83,7 @@ export function DataPanel({ onView }: { onView: (id: string) => void }) {
         onDragLeave={() => setOver(false)}
         onDrop={onDrop}
       >
-        Drop slides (TIFF, SVS, OME-TIFF) together with a manifest CSV <code>slide,label,split[,path]</code> here.
+        Drop slides (TIFF, SVS, OME-TIFF) together with a manifest CSV <code>slide,label,split[,path][,mpp]</code> here. A cohort on a server: <code>#data=manifest:&lt;URL of the CSV&gt;</code>.
       </div>
       {snap.state === 'loading' && (
         <p data-testid="data-loading">
@@ -111,6 +111,7 @@ export function DataPanel({ onView }: { onView: (id: string) => void }) {
                   <th>Label</th>
                   <th>Split</th>
                   <th>Tissue tiles</th>
+                  <th title="the slide's µm per pixel at level 0 → the level tiles are read from">µm/px → level</th>
                   <th>Status</th>
                 </tr>
               </thead>
@@ -122,6 +123,7 @@ export function DataPanel({ onView }: { onView: (id: string) => void }) {
                     <td>{s.label === null ? '?' : s.label === 1 ? 'positive' : 'negative'}</td>
                     <td>{s.split ?? '?'}</td>
                     <td>{s.tissueTiles || '–'}</td>
+                    <td data-testid="slide-mpp">{s.mpp ? `${Math.round(s.mpp * 10000) / 10000}${s.mppSource === 'user' ? ' (manifest)' : ''} → ${s.level ?? 0}${s.resample ? ' (resampled)' : ''}` : '–'}</td>
                     <td>
                       {s.error ? (
                         <span className="error" data-testid="slide-error">{s.error}</span>

@@ -118,6 +118,7 @@ export function SetupPanel() {
         Link to this configuration: <a data-testid="config-link" href={snap.hash || '#'}>{snap.hash || '(defaults)'}</a>
       </p>
       <PretrainedEncoderPanel />
+      <GridChain />
       <form
         className="config-form"
         data-testid="config-form"
@@ -181,6 +182,27 @@ export function SetupPanel() {
       <h3>Ranks</h3>
       <RankList />
     </section>
+  );
+}
+
+const um = (v: number) => String(Math.round(v * 1000) / 1000);
+const few = (xs: string[]) => {
+  const u = [...new Set(xs)];
+  return u.length > 3 ? `${u.slice(0, 3).join(', ')}, …` : u.join(', ');
+};
+
+/** The magnification chain: the slides' µm/px -> the level read -> the grid's µm/px and tile -> the model input. */
+function GridChain() {
+  const { snap } = useLab();
+  const g = snap.config.grid;
+  const input = snap.config.tileSize;
+  const slides = snap.data?.slides.filter((s) => !s.error && s.mpp) ?? [];
+  const native = slides.length ? `slides at ${few(slides.map((s) => um(s.mpp!)))} µm/px` : 'slide µm/px (from each file or the manifest)';
+  const levels = slides.length ? few(slides.map((s) => `level ${s.level} (${um(s.levelMpp ?? s.mpp!)} µm/px${s.resample ? ', resampled' : ''})`)) : 'the finest level at least as fine as the grid';
+  return (
+    <p className="grid-chain" data-testid="grid-chain" title="grid.mpp, grid.tile and grid.overlap cut the tiles; tileSize is the encoder's input">
+      {native} → {levels} → grid {um(g.mpp)} µm/px, {g.tile} px tiles ({um(g.tile * g.mpp)} µm{g.overlap ? `, overlap ${g.overlap} px` : ''}) → model input {input} px ({um((g.tile * g.mpp) / input)} µm/px)
+    </p>
   );
 }
 

@@ -98,8 +98,10 @@ export class RankPool {
   /** Back to a fresh replica: initial (or pretrained) weights [P], AdamW t = 0 with zero moments [P]. */
   private async reset(rank: RankApi, init: RankInit, key: string): Promise<void> {
     if (init.weights) {
+      // Read P first: a worker rank's setWeights transfers (detaches) the buffer.
+      const p = init.weights.length;
       await rank.setWeights(init.weights);
-      await rank.setOptimizerState({ t: 0, m: new Float32Array(init.weights.length), v: new Float32Array(init.weights.length) });
+      await rank.setOptimizerState({ t: 0, m: new Float32Array(p), v: new Float32Array(p) });
       return;
     }
     if (this.initial?.key !== key) this.initial = { key, weights: initialEncoderWeights(init.config) };

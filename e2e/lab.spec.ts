@@ -19,8 +19,9 @@ import { encoderSpecs } from '../src/core/models/encoder.ts';
 import { aggregatorSpecs } from '../src/core/models/aggregator.ts';
 import { importWeights } from '../src/lab/export.ts';
 
-// first-look on 6 demo slides (4 train, 2 val): 2 epochs of 4 steps, K = 16 tiles of 32 px.
-const RUN = '/#preset=first-look&subset=6&epochs=2';
+// The mechanics on a small model: from-scratch (tiny CNN) on 6 demo slides (4 train, 2 val): 2
+// epochs of 4 steps, K = 16 tiles of 32 px. (First look itself fine-tunes the pretrained encoder.)
+const RUN = '/#preset=from-scratch&subset=6&epochs=2';
 const RESUME_AFTER = 3;
 
 let browser: Browser;
@@ -135,12 +136,16 @@ describe('Slide Lab in Chromium with 2 Web Worker ranks on WebGPU', () => {
     await page.waitForSelector('[data-testid=heatmap][data-has-image="1"]', { timeout: 60_000 });
     expect(await paintedPixels(page, 'heatmap')).toBeGreaterThan(1000);
     await expect.poll(() => page.locator('[data-testid=gallery-tile]').count()).toBeGreaterThan(3);
+    // The attention score: the one positive validation slide has planted lesions; an AUC when its
+    // sampled validation tiles include one (evalTiles=32 of 39), else the panel says why there is none.
+    const score = (await page.locator('[data-testid=attention-score]').textContent()) ?? '';
+    expect(score).toMatch(/^Attention score on 1 positive validation slide with known lesions: AUC \d\.\d{3} .*precision@5 \d\.\d{2}|^No attention score/);
     await page.locator('[data-testid=attention-panel]').screenshot({ path: artifactPath('lab-attention.png') });
     // The zoomable viewer (OpenSeadragon over the slide reader) with the tissue-tile overlay.
     await page.click('[data-testid=slide-row-demo-000] button');
     await page.waitForSelector('[data-testid=slide-viewer][data-status=ready]', { timeout: 30_000 });
     await expect.poll(() => page.locator('[data-testid=slide-viewer]').getAttribute('data-tiles').then(Number), { timeout: 30_000 }).toBeGreaterThan(0);
-    // demo-000 has 34 tissue tiles; as a validation slide it also carries its attention overlay.
+    // demo-000 has 89 tissue tiles; as a validation slide it also carries its attention overlay.
     await expect.poll(() => page.locator('[data-testid=slide-viewer] .osd-overlay').count(), { timeout: 10_000 }).toBeGreaterThanOrEqual(34);
     // The pixel-level tissue mask: detected in the page, painted where tissue is and only there.
     await page.waitForSelector('[data-testid=slide-viewer][data-mask=shown]', { timeout: 60_000 });

@@ -14,6 +14,7 @@ const CLIS: [string, string][] = [
   ['export:torch', 'scripts/export-torch.ts'],
   ['bench:browser', 'bench/browser.ts'],
   ['bench', 'bench/run.ts'],
+  ['plateau study', 'bench/plateau.ts'],
   ['readme:figures', 'scripts/readme-figures.ts'],
 ];
 

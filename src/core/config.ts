@@ -144,6 +144,8 @@ export const ConfigSchema = z.object({
   frozenEncoder: bool.default(false),
   /** Tiles per validation slide (0 = all tissue tiles). */
   evalTiles: int(0, 65536).default(0),
+  /** Validate every this many steps as well as at each epoch's end (0: only at epoch ends); early curves, time to a good AUC. */
+  evalEvery: int(0, 100000).default(0),
   /** 'auto' = WebGPU where an adapter exists, else the cpu backend. */
   backend: z.enum(['auto', 'webgpu', 'cpu']).default('auto'),
 });

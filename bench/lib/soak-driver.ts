@@ -8,7 +8,7 @@
 import type { Page } from 'playwright-core';
 import type { SoakOptions, SoakResult } from '../pages/soak.ts';
 
-export async function runSoak(page: Page, base: string, o: SoakOptions, timeoutMs: number): Promise<SoakResult> {
+export async function runSoak(page: Page, base: string, o: SoakOptions, timeoutMs: number): Promise<SoakResult & { byStep: Record<string, SoakResult['samples'][number]> }> {
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Performance.enable');
   await page.exposeFunction('soakProbe', async () => {
@@ -16,9 +16,11 @@ export async function runSoak(page: Page, base: string, o: SoakOptions, timeoutM
     const { metrics } = (await cdp.send('Performance.getMetrics')) as { metrics: { name: string; value: number }[] };
     return metrics.find((m) => m.name === 'JSHeapUsedSize')?.value ?? NaN;
   });
-  await page.goto(`${base}/bench/pages/soak.html`);
+  await page.goto(`${base}/bench/pages/soak.html`, { timeout: 300_000 }); // a cold Vite server on a loaded machine is slow
   await page.waitForSelector('body[data-ready="1"]', { timeout: 120_000 });
-  return within(page.evaluate((opts) => (window as any).slideLabSoak.run(opts), o), timeoutMs, 'soak');
+  const result: SoakResult = await within(page.evaluate((opts) => (window as any).slideLabSoak.run(opts), o), timeoutMs, 'soak');
+  // The samples again by step ('step500.main.numTensors' in a bench record), for the README's figures.
+  return { ...result, byStep: Object.fromEntries(result.samples.map((x) => [`step${x.step}`, x])) };
 }
 
 export interface StopSample {
@@ -35,7 +37,7 @@ export interface StopSample {
 
 /** Starts the lab at `hash` and clicks Stop at each of `phases` ('name:start|end', one run each); click-to-stopped ms. */
 export async function stopLatency(page: Page, base: string, hash: string, phases: string[], afterSteps: number, timeoutMs: number): Promise<StopSample[]> {
-  await page.goto(`${base}/${hash}`);
+  await page.goto(`${base}/${hash}`, { timeout: 300_000 });
   const ready = () => page.waitForFunction(() => { const lab = (window as any).slideLab; return lab && lab.data && lab.state === 'ready'; }, null, { timeout: 120_000, polling: 250 });
   await ready();
   await page.waitForLoadState('networkidle');

@@ -108,6 +108,7 @@ try {
   let lastStep = -1;
   let lastEval = 0;
   let lastStatus = '';
+  let reportedAuc = false;
   const deadline = Date.now() + timeoutS * 1000;
   for (;;) {
     const s = await page.evaluate(() => {
@@ -137,6 +138,12 @@ try {
     lastEval = s.evals.length;
     const status = mode === 'equivalence' ? `equivalence rows: ${s.eq}` : mode === 'train' ? '' : mode === 'paper-figures' ? s.paper : `experiment runs done: ${s.exp}`;
     if (status && status !== lastStatus) console.log(`${stamp()} ${(lastStatus = status)}`);
+    const good = !reportedAuc && (s.hl.evals as { s: number; step: number; auc: number }[] | undefined)?.find((e) => e.auc >= 0.9);
+    if (good) {
+      // As soon as it happens (the run goes on; Ctrl-C is fine once this line is out).
+      console.log(`${stamp()} time to validation AUC >= 0.9: ${good.s.toFixed(1)} s from Train (after step ${good.step}, AUC ${good.auc.toFixed(3)})`);
+      reportedAuc = true;
+    }
     if (s.hl.done || s.error) break;
     if (Date.now() > deadline) {
       console.error(`${stamp()} timed out after ${timeoutS} s`);

@@ -117,7 +117,7 @@ try {
     const config = { seed: 7, tiles: 8, tileSize: 16, microBatch: 4, epochs: Math.ceil(steps / 12) + 1, encoder: { kind: 'tiny-cnn', width: 4 }, evalTiles: 8, backend: 'webgpu' };
     soak = await runSoak(page, base, { steps, ranks: int('soak-ranks'), at, config }, timeoutMs);
   }
-  if (only.has('stop')) stop = await stopLatency(page, base, values['stop-hash'], ['forward:start', 'aggregator:end', 'forward:start', 'aggregator:end'], 2, timeoutMs);
+  if (only.has('stop')) stop = await stopLatency(page, base, values['stop-hash'], ['forward:start', 'aggregator:end', 'forward:start', 'aggregator:end', 'pause@forward:start', 'pause@aggregator:end'], 2, timeoutMs);
   const doc = {
     kind: 'slide-lab-bench-browser',
     date: new Date().toISOString(),

@@ -28,14 +28,17 @@ export interface StopSample {
   phase: string;
   /** The step in flight. */
   step: number;
-  /** Click to the 'stopped' state (ms), measured in the page. */
+  /** Click to the 'stopped' state ('paused' for a pause@ sample) in ms, measured in the page. */
   ms: number;
   /** The latest checkpoint's step after the stop, and the steps the run had reported. */
   checkpointStep: number | null;
   stepsDone: number;
 }
 
-/** Starts the lab at `hash` and clicks Stop at each of `phases` ('name:start|end', one run each); click-to-stopped ms. */
+/**
+ * Starts the lab at `hash` and clicks Stop at each of `phases` ('name:start|end', one run each):
+ * click-to-'stopped' ms; 'pause@name:at' clicks Pause instead (click-to-'paused' ms), then stops.
+ */
 export async function stopLatency(page: Page, base: string, hash: string, phases: string[], afterSteps: number, timeoutMs: number): Promise<StopSample[]> {
   await page.goto(`${base}/${hash}`, { timeout: 300_000 });
   const ready = () => page.waitForFunction(() => { const lab = (window as any).slideLab; return lab && lab.data && lab.state === 'ready'; }, null, { timeout: 120_000, polling: 250 });
@@ -50,17 +53,20 @@ export async function stopLatency(page: Page, base: string, hash: string, phases
         const sample = await within(page.evaluate(({ phase, afterSteps }) => new Promise<Omit<StopSample, 'phase'>>((resolve, reject) => {
           const lab = (window as any).slideLab;
           const off = lab.on('phase', (e: { step: number; phase: string; at: string }) => {
-            const [name, at = 'start'] = phase.split(':');
+            const pause = phase.startsWith('pause@');
+            const [name, at = 'start'] = phase.replace(/^pause@/, '').split(':');
             if (e.step < afterSteps || e.phase !== name || e.at !== at) return;
             off?.();
             const t0 = performance.now();
-            (document.querySelector('[data-testid=btn-stop]') as HTMLButtonElement).click();
+            (document.querySelector(pause ? '[data-testid=btn-pause]' : '[data-testid=btn-stop]') as HTMLButtonElement).click();
             const offState = lab.on('state', async (s: string) => {
-              if (s !== 'stopped') return;
+              if (s !== (pause ? 'paused' : 'stopped')) return;
               offState?.();
               const ms = performance.now() - t0;
               const c = await lab.latestCheckpoint();
-              resolve({ step: e.step, ms, checkpointStep: c ? c.step : null, stepsDone: lab.history.steps.length });
+              const stepsDone = lab.history.steps.length;
+              if (pause) await lab.stop(); // the next sample starts a fresh run
+              resolve({ step: e.step, ms, checkpointStep: c ? c.step : null, stepsDone });
             });
           });
           lab.start().catch(reject);

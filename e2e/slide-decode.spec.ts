@@ -4,12 +4,15 @@
 // Then the committed fixtures/slides (WebP, JPEG 2000 33003/33004/33005, separate planes) read in
 // the page through the native decoder (WebP natively, the rest through its fallbacks) against the
 // OpenSlide / libvips reference regions: lossless exact, lossy within a MAD of 3 per channel.
+// And a handful of fuzzed slides read in a Web Worker: each ends with pixels or a SlideError
+// naming the file, and the worker and the page survive.
 import type { Browser } from 'playwright-core';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureFixtures } from '../scripts/make-fixtures.ts';
 import { labUrl, launch, watchPage } from '../tools/chromium.ts';
 import type { DecodeReport } from './pages/slide-decode.worker.ts';
+import { mutants } from '../src/slide/testing/tiff-mutate.ts';
 
 let browser: Browser;
 beforeAll(async () => {
@@ -101,6 +104,71 @@ describe('new codecs in Chromium against the reference readers (fixtures/slides)
           expect(res.lastError).toBeNull();
         }
       }
+    } catch (e) {
+      console.log(log.join('\n'));
+      throw e;
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('fuzzed slides in a Web Worker', () => {
+  it('16 mutants end with pixels or a one-line SlideError naming the file; the worker and page survive', async () => {
+    const seeds = readdirSync('fixtures/slides').filter((f) => /\.(svs|tiff)$/.test(f)).sort()
+      .map((f) => ({ name: f, bytes: new Uint8Array(readFileSync(`fixtures/slides/${f}`)) }));
+    const list = mutants(seeds, 16, 7).map((m) => ({ name: m.name, detail: m.detail, b64: Buffer.from(m.bytes).toString('base64') }));
+    const page = await browser.newPage();
+    const log = watchPage(page);
+    try {
+      await page.goto(labUrl('/fixtures/slides/refs.json'));
+      const results = (await page.evaluate(async (items) => {
+        const o = location.origin;
+        const code = `
+          import { openSlide } from '${o}/src/slide/source.ts';
+          import { blobByteSource } from '${o}/src/slide/byte-source.ts';
+          import { createNativeDecoder } from '${o}/src/slide/decode-native.ts';
+          self.onmessage = async (e) => {
+            const out = [];
+            for (const m of e.data) {
+              const bytes = Uint8Array.from(atob(m.b64), (c) => c.charCodeAt(0));
+              const t0 = performance.now();
+              try {
+                const slide = await openSlide(blobByteSource(new Blob([bytes]), m.name), { decoder: createNativeDecoder() });
+                const l = slide.levels[0];
+                await slide.readRegion(0, 0, 0, Math.min(l.width, 256), Math.min(l.height, 256));
+                for (const a of slide.associated) if (a.decodable) await slide.readAssociated(a.kind);
+                out.push({ name: m.name, outcome: 'pixels', message: '', ms: performance.now() - t0 });
+              } catch (err) {
+                out.push({ name: m.name, outcome: err && err.name === 'SlideError' ? err.code : 'CRASH', message: String(err && err.message || err), ms: performance.now() - t0 });
+              }
+            }
+            self.postMessage(out);
+          };`;
+        const worker = new Worker(URL.createObjectURL(new Blob([code], { type: 'text/javascript' })), { type: 'module' });
+        try {
+          return await new Promise((resolve, reject) => {
+            worker.onmessage = (e) => resolve(e.data);
+            worker.onerror = (e) => reject(new Error(`worker error: ${e.message}`));
+            setTimeout(() => reject(new Error('worker did not answer within 240 s')), 240_000);
+            worker.postMessage(items);
+          });
+        } finally {
+          worker.terminate();
+        }
+      }, list)) as { name: string; outcome: string; message: string; ms: number }[];
+      const counts = new Map<string, number>();
+      for (const [i, r] of results.entries()) {
+        counts.set(r.outcome, (counts.get(r.outcome) ?? 0) + 1);
+        console.log(`  ${list[i].detail} -> ${r.outcome}${r.message ? `: ${r.message.slice(0, 160)}` : ''}`);
+        expect(r.outcome, `${r.name} (${list[i].detail}): ${r.message}`).not.toBe('CRASH');
+        if (r.outcome !== 'pixels') {
+          expect(r.message.startsWith(`${r.name}: `), r.message).toBe(true);
+          expect(r.message).not.toMatch(/[\r\n]/);
+        }
+      }
+      expect(await page.evaluate(() => 1 + 1)).toBe(2); // the page is alive
+      console.log(`16 mutants in a Chromium worker: ${[...counts].map(([k, n]) => `${k} ${n}`).join(', ')}; slowest ${Math.max(...results.map((r) => r.ms)).toFixed(0)} ms`);
     } catch (e) {
       console.log(log.join('\n'));
       throw e;

@@ -98,7 +98,9 @@ export function loadOpenJpeg(): Promise<OpenJpegModule> {
       const options: OpenJpegModuleOptions = { print: sink, printErr: sink };
       if (!isNode()) {
         const { default: url } = await import('@cornerstonejs/codec-openjpeg/wasm?url');
-        options.locateFile = (path, prefix) => (path.endsWith('.wasm') ? url : prefix + path);
+        // Absolute, so that a worker started from a blob: URL finds it too.
+        const wasmUrl = new URL(url, import.meta.url).href;
+        options.locateFile = (path, prefix) => (path.endsWith('.wasm') ? wasmUrl : prefix + path);
       }
       return factory(options);
     })();

@@ -58,7 +58,8 @@ export function createJsDecoder(options: JsDecoderOptions = {}): TileDecoder {
       throwIfAborted(signal, tile.file);
     } catch (e) {
       if (isAbortError(e)) throw e;
-      throw new SlideError(tile.file, `corrupt tile data (${(e as Error).message})`);
+      const why = e instanceof Error ? e.message : typeof e === 'string' ? e : JSON.stringify(e) ?? String(e); // pako throws bare strings
+      throw new SlideError(tile.file, `corrupt tile data (${why.split('\n')[0] || 'decoder failed'})`);
     }
     return samplesToRgb(new Uint8Array(decoded), tile);
   };

@@ -58,7 +58,7 @@ export function loadWebp(): Promise<WebpDecode> {
         wasm = await WebAssembly.compile(await readFile(path));
       } else {
         const { default: url } = await import('@jsquash/webp/codec/dec/webp_dec.wasm?url');
-        wasm = await WebAssembly.compile(await (await fetch(url)).arrayBuffer());
+        wasm = await WebAssembly.compile(await (await fetch(new URL(url, import.meta.url))).arrayBuffer());
       }
       await (mod.init as (m: WebAssembly.Module) => Promise<void>)(wasm);
       return mod.default as unknown as WebpDecode;

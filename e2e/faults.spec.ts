@@ -85,7 +85,7 @@ describe('rank faults in Chromium (Web Worker ranks)', () => {
     expect(r.faults[0].reason).toMatch(/uncaught error/);
     expect(r.faults[1]).toMatchObject({ kind: 'crashed', rank: 1, step: 2, restarted: [1], donor: 0, retried: true });
     expectSameRun(r, 4, TOLERANCE.param);
-  }, 120_000);
+  }, 300_000);
 
   it('a rank whose WebGPU device is destroyed mid-step fails as DeviceLost, restarts on a new device and the run equals an uninterrupted one', async () => {
     const r = await scenario({ backend: 'webgpu', steps: 3, faults: [undefined, { kind: 'device-lost', call: 'backward', nth: 2 }] });
@@ -95,5 +95,5 @@ describe('rank faults in Chromium (Web Worker ranks)', () => {
     expect(r.faults[0]).toMatchObject({ kind: 'device-lost', rank: 1, call: 'backward', step: 1, restarted: [1], donor: 0, retried: true });
     expect(r.faults[0].reason).toMatch(/destroyed/);
     expectSameRun(r, 3, TOLERANCE.param);
-  }, 240_000);
+  }, 300_000);
 });

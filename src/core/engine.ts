@@ -341,12 +341,18 @@ export class Engine {
    * died, its device was lost) once another has applied it does not undo the step: it is noted in
    * `lost` and restored from a replica that applied it (takeLostRanks). Any other failure throws.
    */
-  private async applyEverywhere(summed: Float32Array, hyper: Hyper) {
+  private applyEverywhere(summed: Float32Array, hyper: Hyper) {
     const n = this.ranks.length;
-    const settled = await Promise.allSettled(this.ranks.map((r, i) => r.apply({ grads: i === n - 1 ? summed : summed.slice(), lr: hyper.lr, weightDecay: hyper.weightDecay })));
+    return this.updated(this.ranks.map((r, i) => r.apply({ grads: i === n - 1 ? summed : summed.slice(), lr: hyper.lr, weightDecay: hyper.weightDecay })));
+  }
+
+  /** The replicas' update calls (rank order): their results once all settle; faults after another applied the update go to `lost`. */
+  private async updated<T>(calls: Promise<T>[]): Promise<T[]> {
+    const settled = await Promise.allSettled(calls);
     const failed = settled.flatMap((s, rank) => (s.status === 'rejected' ? [{ rank, error: s.reason as unknown }] : []));
     const applied = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    if (failed.length && (!applied.length || failed.some((f) => !isRankFault(f.error)))) throw failed[0].error;
+    // None applied: the step is abandoned, and a fault (not the others' barrier timeouts it caused) says why.
+    if (failed.length && (!applied.length || failed.some((f) => !isRankFault(f.error)))) throw (failed.find((f) => isRankFault(f.error)) ?? failed[0]).error;
     this.lost.push(...failed.map((f) => f.error as RankFault));
     return applied;
   }
@@ -360,7 +366,7 @@ export class Engine {
 
   /** Shared-memory reduction: ranks backprop, sum in a SharedArrayBuffer and update in one call. */
   private async reduceShared({ phases, grads, hyper, scatter }: BackwardHalf): Promise<Reduced> {
-    const call = await timed(() => Promise.all(grads.map(({ rank, grad }) => this.ranks[rank].backwardApply({ grad, lr: hyper.lr, weightDecay: hyper.weightDecay }))));
+    const call = await timed(() => this.updated(grads.map(({ rank, grad }) => this.ranks[rank].backwardApply({ grad, lr: hyper.lr, weightDecay: hyper.weightDecay }))));
     const done = call.value;
     const scatterMs = beyondSlowest(call.ms, done.map((b) => b.ms.recompute + b.ms.reduce + b.ms.optimizer));
     await phases.ended('scatter', scatter);

@@ -4,7 +4,7 @@ import type { Config } from '../core/config.ts';
 import type { BackendInfo } from '../core/protocol.ts';
 import { webWorkerRanks } from '../transport/web-worker.ts';
 import { makeBrowserTileSource, setupBrowserBackend } from '../runtime/browser.ts';
-import { useCpu } from '../runtime/webgpu.ts';
+import { onDeviceLost, useCpu } from '../runtime/webgpu.ts';
 import { defaultStore } from './checkpoints.ts';
 import type { MainBackend } from './presets.ts';
 import { LabSession, type SessionDeps } from './session.ts';
@@ -51,5 +51,8 @@ export function browserDeps(over: Partial<SessionDeps> = {}): SessionDeps {
 }
 
 export function createBrowserSession(hash = globalThis.location?.hash ?? ''): LabSession {
-  return new LabSession(browserDeps(), hash);
+  const session = new LabSession(browserDeps(), hash);
+  // The page's device (the aggregator's, with mainBackend on WebGPU): a loss stops the run and it goes on from the last checkpoint.
+  onDeviceLost((reason) => void session.mainDeviceLost(reason));
+  return session;
 }

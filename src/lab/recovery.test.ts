@@ -17,6 +17,9 @@ import { withControls, type ControlledRank } from '../transport/rank-wrapper.ts'
 import { nodeGpu } from '../runtime/node.ts';
 import { loadSynthetic } from './dataset.ts';
 import { describeFault } from './recovery.ts';
+import { LabSession } from './session.ts';
+import { MemoryCheckpointStore } from './checkpoints.ts';
+import { SyntheticTiles, type TileSourceSpec } from '../core/tiles.ts';
 import { Trainer } from './run.ts';
 
 const base = {
@@ -24,7 +27,7 @@ const base = {
   optimizer: { lr: 0.003, minLr: 0.00003 }, augment: { blur: 0 }, backend: 'cpu',
 } as const;
 const data = loadSynthetic(6, base.seed, 24, 6);
-const STEPS = 5;
+const STEPS = 4;
 const spawned: ControlledRank[] = [];
 afterAll(() => spawned.forEach((r) => r.terminate?.()));
 beforeAll(async () => {
@@ -114,4 +117,55 @@ describe.skipIf(!adapter)('a rank whose WebGPU device is lost mid-step (Dawn in 
     const n = faulted.faults[0];
     console.log(`[faults] node webgpu device loss: restored in ${(n.restoredAt - n.detectedAt).toFixed(0)} ms`);
   }, 240_000);
+});
+
+describe("the page's own WebGPU device lost (the aggregator's)", () => {
+  it('stops the run, sets up a new main backend and goes on from the last checkpoint to the same end as an uninterrupted run', async () => {
+    const hash = 'data=synthetic&encoder.width=4&tileSize=16&tiles=6&microBatch=3&ranks=2&epochs=1&optimizer.lr=0.003&augment.blur=0&backend=cpu&subset=8';
+    async function run(lose: boolean) {
+      let setups = 0;
+      const session = new LabSession(
+        {
+          makeRanks: (n) => inProcessRanks(n),
+          setupMain: async () => {
+            setups += 1;
+            await tf.setBackend('cpu');
+            return { backend: 'cpu', adapter: null };
+          },
+          store: new MemoryCheckpointStore(),
+          referenceTiles: (spec: TileSourceSpec) => {
+            if (spec.kind !== 'synthetic') throw new Error('synthetic only');
+            return new SyntheticTiles(spec.seed, spec.slides);
+          },
+        },
+        hash,
+      );
+      await session.loadDefaultData();
+      const faults: string[] = [];
+      session.on('fault', (f) => faults.push(f.text));
+      if (process.env.DEBUG_FAULTS) session.on('state', (st) => console.log(`${lose ? 'lost' : 'plain'}: ${st} at step ${session.trainer?.engine.step} ${performance.now().toFixed(0)}`));
+      let lost: Promise<void> | null = null;
+      // runtime/webgpu.ts's onDeviceLost calls this in the browser (browser.ts); here the test does, after step 1.
+      session.on('step', (r) => {
+        if (lose && r.step === 1 && !lost) lost = session.mainDeviceLost('device lost (destroyed)');
+      });
+      await session.start();
+      const t0 = Date.now();
+      while (!(session.state === 'done' && (!lose || faults.length)) && session.state !== 'error' && Date.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 20));
+      await lost;
+      const out = { state: session.state, error: session.lastError, setups, faults, losses: session.history.steps.map((s) => s.loss), encoder: await session.trainer!.engine.encoderWeights(), aggregator: await session.trainer!.engine.aggregatorWeights() };
+      await session.stop();
+      return out;
+    }
+    const plain = await run(false);
+    const lost = await run(true);
+    expect(lost.error).toBeNull();
+    expect(lost.state).toBe('done');
+    expect(lost.setups).toBe(2); // a new main backend after the loss
+    expect(lost.faults).toHaveLength(1);
+    expect(lost.faults[0]).toMatch(/^the page's WebGPU device was lost \(device lost \(destroyed\)\) at step \d; a new device was set up and training goes on from the checkpoint of step \d$/);
+    expect(lost.losses).toEqual(plain.losses);
+    expect(normalizedL1(lost.encoder, plain.encoder)).toBeLessThan(TOLERANCE.param);
+    expect(normalizedL1(lost.aggregator, plain.aggregator)).toBeLessThan(TOLERANCE.param);
+  }, 120_000);
 });

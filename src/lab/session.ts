@@ -365,6 +365,35 @@ export class LabSession extends Emitter<LabEvents> {
     this.emit('log', `slide ${slideId} set aside at step ${step} (${reason}); the step went on with the next slide`);
   }
 
+  /**
+   * The page's own WebGPU device was lost (GPUDevice.lost), and the aggregator's weights with it:
+   * the run in flight stops, the next start sets up a new device, and training goes on from the
+   * last checkpoint (weights and both optimizers' state; saved every `checkpointEvery` steps).
+   * The user sees what happened. Wired to runtime/webgpu.ts's onDeviceLost in browser.ts.
+   */
+  async mainDeviceLost(reason: string): Promise<void> {
+    this.mainBackend = null;
+    this.mainBackendKey = '';
+    if (!this.loop.active) return;
+    const lostAt = this.trainer?.engine.step ?? 0;
+    await this.loop.stop();
+    const c = await this.latestCheckpoint();
+    if (!c) {
+      this.fail(new Error(`the page's WebGPU device was lost (${reason}) at step ${lostAt} and there is no checkpoint to go on from: start again`), 'main context');
+      return;
+    }
+    // restore() parks the loop at the checkpoint's step; go on once it is parked.
+    const parked = new Promise<void>((resolve) => {
+      const off = this.on('state', (s) => s === 'paused' && (off(), resolve()));
+    });
+    if (!(await this.restore(c))) return;
+    if (this.state !== 'paused') await parked;
+    const text = `the page's WebGPU device was lost (${reason}) at step ${lostAt}; a new device was set up and training goes on from the checkpoint of step ${c.step}`;
+    this.emit('log', text);
+    this.emit('fault', { kind: 'device-lost', rank: -1, call: 'aggregator', reason, step: lostAt, restarted: [], donor: -1, detectedAt: performance.now(), restoredAt: performance.now(), attempt: 1, retried: true, text });
+    await this.start();
+  }
+
   latestCheckpoint(): Promise<Checkpoint | null> {
     return this.deps.store.load('latest').catch(() => null);
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AnnotationError, coverage, lesionTilesOf, parseAnnotations, parseBoxCsv, parseGeoJson } from './annotations.ts';
+import { annotateSlides, AnnotationError, coverage, lesionTilesOf, parseAnnotations, parseBoxCsv, parseGeoJson } from './annotations.ts';
 
 // A QuPath "Export objects as GeoJSON" file: a FeatureCollection of annotations with classifications.
 const QUPATH = JSON.stringify({
@@ -65,5 +65,21 @@ describe('annotation files', () => {
     expect(coverage([400, 400, 50, 50], box)).toBeCloseTo((10 * 10) / 2500, 12);
     expect(lesionTilesOf(rects, [box], 0.01)).toEqual([2]);
     expect(() => lesionTilesOf([1, 2, 3], shapes)).toThrow(/4 per tile/);
+  });
+
+  it('attaches files to slides by name, or by the slide column of one CSV; unreadable or unmatched files are reported, the rest go on', () => {
+    const slides = [{ id: 's1', rects: [0, 0, 100, 100, 100, 0, 100, 100] }, { id: 's2', rects: [0, 0, 100, 100] }, { id: 's3', rects: [0, 0, 100, 100] }];
+    const r = annotateSlides(slides, [
+      { name: 'dir/s1.geojson', text: JSON.stringify({ type: 'Feature', geometry: { type: 'Polygon', coordinates: [[[120, 10], [190, 10], [190, 90], [120, 90]]] }, properties: {} }) },
+      { name: 'all.csv', text: 'slide,x,y,w,h\ns2,0,0,50,50\ns9,0,0,5,5\n' },
+      { name: 's3.csv', text: 'x,y,w,h\n1,2,oops,4\n' },
+      { name: 'notes.json', text: '{}' },
+    ]);
+    expect(r.lesions.get('s1')).toEqual([1]);
+    expect(r.lesions.get('s2')).toEqual([0]);
+    expect(r.lesions.get('s3')).toEqual([]); // its own file failed; the cohort CSV lists no box for it: no lesion
+    expect(r.issues).toHaveLength(2);
+    expect(r.issues[0]).toMatch(/^s3\.csv: line 2: w is not a number/);
+    expect(r.issues[1]).toMatch(/^notes\.json: names no slide/);
   });
 });

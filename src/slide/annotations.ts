@@ -181,3 +181,43 @@ export function lesionTilesOf(rects: readonly number[], shapes: readonly Shape[]
   }
   return out;
 }
+
+/** An annotation file as the lab receives it (dropped or fetched): its name and text. */
+export interface AnnotationFile {
+  name: string;
+  text: string;
+}
+
+/**
+ * Lesion tiles per slide from annotation files named after the slides (`<slide>.geojson`,
+ * `<slide>.json` or `<slide>.csv`; a CSV with a `slide` column may hold every slide: `*.csv`
+ * whose name is no slide's). slides: id and the tissue tiles' level-0 rects [x, y, w, h] x T.
+ * A slide a cohort CSV lists no box for has no lesion (an empty list: ground truth, not unknown).
+ * Returns slide id -> tile indices for the slides that have annotations, and the problems (a file
+ * that cannot be read, one that names no slide), each naming the file; the rest go on.
+ */
+export function annotateSlides(
+  slides: readonly { id: string; rects: readonly number[] }[], files: readonly AnnotationFile[], options: { classes?: readonly string[]; minCoverage?: number } = {},
+): { lesions: Map<string, number[]>; issues: string[] } {
+  const lesions = new Map<string, number[]>();
+  const issues: string[] = [];
+  const ids = new Set(slides.map((s) => s.id));
+  const shapes = new Map<string, Shape[]>();
+  const add = (id: string, more: Shape[]) => shapes.set(id, [...(shapes.get(id) ?? []), ...more]);
+  for (const f of files) {
+    const base = f.name.replace(/^.*[\\/]/, '').replace(/\.(geojson|json|csv)$/i, '');
+    try {
+      if (ids.has(base)) add(base, parseAnnotations(f.text, f.name, { classes: options.classes }).shapes);
+      else if (/\.csv$/i.test(f.name) && /(^|,)\s*slide\s*(,|$)/i.test(f.text.split(/\r?\n/, 1)[0])) {
+        for (const id of ids) add(id, parseBoxCsv(f.text, f.name, id).shapes);
+      } else issues.push(`${f.name}: names no slide of the data set (expected <slide>.geojson, <slide>.csv, or a CSV with a slide column)`);
+    } catch (e) {
+      issues.push((e as Error).message);
+    }
+  }
+  for (const s of slides) {
+    const sh = shapes.get(s.id);
+    if (sh) lesions.set(s.id, lesionTilesOf(s.rects, sh, options.minCoverage));
+  }
+  return { lesions, issues };
+}

@@ -7,6 +7,7 @@ import { formatIssues, parseManifest, type ManifestRow } from '../slide/manifest
 import { asSlideError } from '../slide/errors.ts';
 import { DEFAULT_GRID, planCohortSlide, type GridSettings } from '../slide/cohort.ts';
 import { stratifiedSubset } from '../core/sampler.ts';
+import { annotateSlides } from '../slide/annotations.ts';
 import { entriesOf, type DataSet, type SlideInfo } from './dataset.ts';
 import type { SlideTiles } from '../core/tiles.ts';
 
@@ -42,8 +43,14 @@ export interface FileLoadOptions {
 /** Opens dropped slides listed by a dropped manifest. Never throws for a bad slide. */
 export async function loadDroppedFiles(all: readonly DroppedFile[], options: FileLoadOptions = {}): Promise<DataSet> {
   const makeUrl = options.makeUrl ?? ((b: Blob) => URL.createObjectURL(b));
-  const manifests = all.filter((f) => /\.csv$/i.test(f.name));
-  const files = all.filter((f) => !/\.csv$/i.test(f.name));
+  // Annotation files (lesion ground truth for the attention score): GeoJSON, and CSVs of boxes
+  // (a header without label). The manifest is the CSV whose header names a label.
+  const head = new Map<DroppedFile, string>();
+  for (const f of all) if (/\.csv$/i.test(f.name)) head.set(f, (await f.blob.slice(0, 4096).text()).split(/\r?\n/, 1)[0].toLowerCase());
+  const isAnnotation = (f: DroppedFile) => /\.(geojson|json)$/i.test(f.name) || (head.has(f) && !/(^|,)\s*label\s*(,|$)/.test(head.get(f)!));
+  const annotations = all.filter(isAnnotation);
+  const manifests = all.filter((f) => /\.csv$/i.test(f.name) && !isAnnotation(f));
+  const files = all.filter((f) => !/\.csv$/i.test(f.name) && !isAnnotation(f));
   const issues: string[] = [];
   const slides: SlideInfo[] = [];
   let rows: ManifestRow[] = [];
@@ -102,6 +109,13 @@ export async function loadDroppedFiles(all: readonly DroppedFile[], options: Fil
       if (options.signal?.aborted) throw e;
       info.error = asSlideError(e, file.name, 'opening').reason;
     }
+  }
+  if (annotations.length) {
+    const readable = slides.filter((s) => s.grid).map((s) => ({ id: s.id, rects: s.grid!.rects }));
+    const texts = await Promise.all(annotations.map(async (f) => ({ name: f.name, text: await f.blob.text() })));
+    const { lesions, issues: problems } = annotateSlides(readable, texts);
+    for (const s of slides) if (lesions.has(s.id)) s.lesionTiles = lesions.get(s.id);
+    issues.push(...problems);
   }
   for (const f of files) {
     if (!used.has(f)) slides.push({ id: stem(f.name), label: null, split: null, tissueTiles: 0, error: `${f.name} is not in the manifest` });

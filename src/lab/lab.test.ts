@@ -282,4 +282,25 @@ describe('dropped files', () => {
     expect(data.entries.map((e) => e.id)).toEqual(['demo-000']);
     expect(data.tileSpec.kind === 'slides' && data.tileSpec.slides[0].grid.tiles.length).toBe(byId.get('demo-000')!.tissueTiles);
   }, 60_000);
+
+  it('reads annotation files dropped with the slides into lesion tiles (the attention score\'s ground truth)', async () => {
+    const good = new Blob([readFileSync('public/demo/demo-000.tiff')]);
+    const plain = await loadDroppedFiles([{ name: 'labels.csv', blob: new Blob(['slide,label,split\ndemo-000,1,val\n']) }, { name: 'demo-000.tiff', blob: good }], { makeUrl: () => 'blob:test' });
+    const rects = plain.slides[0].grid!.rects;
+    expect(plain.slides[0].lesionTiles).toBeUndefined();
+    // A box over exactly the tissue tiles 0 and 2, as a QuPath-style GeoJSON polygon and as a CSV.
+    const box = (t: number) => rects.slice(t * 4, t * 4 + 4);
+    const [a, b] = [box(0), box(2)];
+    const ring = (r: number[]) => [[r[0], r[1]], [r[0] + r[2], r[1]], [r[0] + r[2], r[1] + r[3]], [r[0], r[1] + r[3]], [r[0], r[1]]];
+    const geo = JSON.stringify({ type: 'FeatureCollection', features: [a, b].map((r) => ({ type: 'Feature', geometry: { type: 'Polygon', coordinates: [ring(r)] }, properties: { classification: { name: 'Tumor' } } })) });
+    for (const file of [{ name: 'demo-000.geojson', blob: new Blob([geo]) }, { name: 'boxes.csv', blob: new Blob([`slide,x,y,w,h\ndemo-000,${a.join(',')}\ndemo-000,${b.join(',')}\n`]) }]) {
+      const data = await loadDroppedFiles([{ name: 'labels.csv', blob: new Blob(['slide,label,split\ndemo-000,1,val\n']) }, { name: 'demo-000.tiff', blob: good }, file], { makeUrl: () => 'blob:test' });
+      expect(data.issues).toEqual([]);
+      expect(data.slides.map((s) => s.id)).toEqual(['demo-000']);
+      expect(data.slides[0].lesionTiles?.slice(0, 2)).toEqual([0, 2]);
+    }
+    const bad = await loadDroppedFiles([{ name: 'labels.csv', blob: new Blob(['slide,label,split\ndemo-000,1,val\n']) }, { name: 'demo-000.tiff', blob: good }, { name: 'demo-000.geojson', blob: new Blob(['{']) }], { makeUrl: () => 'blob:test' });
+    expect(bad.issues.join('\n')).toMatch(/demo-000\.geojson: not JSON/);
+    expect(bad.entries.map((e) => e.id)).toEqual(['demo-000']);
+  }, 60_000);
 });

@@ -30,6 +30,7 @@ const USAGE = `usage: npm run bench:browser -- [--json] [--only kernels,decode] 
        [--decode-files a.svs,b.tiff] [--decode-paths native,js] [--decode-pool 1,2,4] [--decode-tiles 192] [--decode-reps 3]
        [--decode-k 32] [--decode-ranks 1,2] [--decode-steps 3] [--decode-tile-size 32] [--decode-backend cpu|webgpu]
        [--only soak,stop] [--soak-steps 1000] [--soak-ranks 2] [--stop-hash '#preset=first-look&subset=6']
+       [--stop-at forward:start,aggregator:end,pause@forward:start,...]   (where in the step to click Stop, or Pause with pause@)
        [--record <series>]   also write the run as bench/results/<date>-<series>.json (README figures: npm run readme:figures)
 Kernel and tile-decode benchmarks in headless Chromium (WebGPU; SwiftShader without a GPU, SLIDE_LAB_GPU=1 on one).`;
 
@@ -55,6 +56,7 @@ const { values } = parseCli(process.argv.slice(2), {
     'soak-steps': { type: 'string', default: '1000' },
     'soak-ranks': { type: 'string', default: '2' },
     'stop-hash': { type: 'string', default: '#preset=first-look&subset=6' },
+    'stop-at': { type: 'string', default: 'forward:start,aggregator:end,forward:start,aggregator:end,pause@forward:start,pause@aggregator:end' },
 }, USAGE) as unknown as { values: Record<string, string> & { json: boolean } };
 const { fail, int, ints } = argCheckers('bench:browser', values as Record<string, unknown>, USAGE);
 if (values.record !== undefined && !/^[a-z0-9][a-z0-9-]*$/.test(values.record)) fail(`--record takes a series name (lower-case words joined by '-'), got '${values.record}'`);
@@ -117,7 +119,7 @@ try {
     const config = { seed: 7, tiles: 8, tileSize: 16, microBatch: 4, epochs: Math.ceil(steps / 12) + 1, encoder: { kind: 'tiny-cnn', width: 4 }, evalTiles: 8, backend: 'webgpu' };
     soak = await runSoak(page, base, { steps, ranks: int('soak-ranks'), at, config }, timeoutMs);
   }
-  if (only.has('stop')) stop = await stopLatency(page, base, values['stop-hash'], ['forward:start', 'aggregator:end', 'forward:start', 'aggregator:end', 'pause@forward:start', 'pause@aggregator:end'], 2, timeoutMs);
+  if (only.has('stop')) stop = await stopLatency(page, base, values['stop-hash'], values['stop-at'].split(','), 2, timeoutMs);
   const doc = {
     kind: 'slide-lab-bench-browser',
     date: new Date().toISOString(),

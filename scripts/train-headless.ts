@@ -8,7 +8,7 @@
 //     (the paper's figures from R runs per arm; 'paper-figures' = the pretrained-first-look preset, or give a preset/hash with --mode paper-figures)
 // Uses SLIDE_LAB_URL when set (an already running lab), else starts Vite's dev server.
 // SLIDE_LAB_GPU=1 selects the real-GPU Chromium flags (see tools/chromium.ts).
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { launch } from '../tools/chromium.ts';
 import { labHash, settingsFromArgument } from '../src/lab/presets.ts';
@@ -16,14 +16,15 @@ import { startLabServer } from '../tools/lab-server.ts';
 import { numberOf, parseCli, usageExit } from '../tools/cli.ts';
 import { median } from '../src/core/stats.ts';
 import { paperFiguresSummary, writePaperFigures } from './paper-figures-out.ts';
+import { armsOf, summarizePaperFigures, type PaperFigures, type PaperRun } from '../src/lab/paper-figures-data.ts';
 
 type Mode = 'train' | 'equivalence' | 'k-sweep' | 'frozen-vs-e2e' | 'paper-figures';
 
-const USAGE = 'usage: npm run train:headless -- <preset name, URL hash or paper-figures> [--out FILE, or DIR for paper-figures] [--mode train|equivalence|k-sweep|frozen-vs-e2e|paper-figures] [--timeout-s N] [--manifest CSV] [paper figures: --repeats R --ks 4,16,64 --frozen-ks 16 --steps N --val-fraction F]';
+const USAGE = 'usage: npm run train:headless -- <preset name, URL hash or paper-figures> [--out FILE, or DIR for paper-figures] [--mode train|equivalence|k-sweep|frozen-vs-e2e|paper-figures] [--timeout-s N] [--manifest CSV] [paper figures: --repeats R --ks 4,16,64 --frozen-ks 16 --steps N --val-fraction F; or --from paper-figures.json [--smooth N] to redraw]';
 const MODES: readonly Mode[] = ['train', 'equivalence', 'k-sweep', 'frozen-vs-e2e', 'paper-figures'];
 
 function parseArgs(argv: string[]) {
-  const { values, positionals } = parseCli(argv, { out: { type: 'string' }, mode: { type: 'string' }, 'timeout-s': { type: 'string' }, manifest: { type: 'string' }, repeats: { type: 'string' }, ks: { type: 'string' }, 'frozen-ks': { type: 'string' }, steps: { type: 'string' }, 'val-fraction': { type: 'string' } }, USAGE);
+  const { values, positionals } = parseCli(argv, { out: { type: 'string' }, mode: { type: 'string' }, 'timeout-s': { type: 'string' }, manifest: { type: 'string' }, repeats: { type: 'string' }, ks: { type: 'string' }, 'frozen-ks': { type: 'string' }, steps: { type: 'string' }, 'val-fraction': { type: 'string' }, from: { type: 'string' }, smooth: { type: 'string' } }, USAGE);
   if (positionals.length !== 1) usageExit(positionals.length ? `unexpected argument '${positionals[1]}'` : 'give a preset name or a URL hash', USAGE);
   const mode = values.mode as Mode | undefined;
   if (mode !== undefined && !MODES.includes(mode)) usageExit(`unknown mode '${mode}'`, USAGE);
@@ -42,12 +43,27 @@ function parseArgs(argv: string[]) {
   if (!(Number.isInteger(paper.repeats) && paper.repeats >= 1)) usageExit('--repeats must be a whole number of at least 1', USAGE);
   const isPaper = positionals[0] === 'paper-figures' || mode === 'paper-figures';
   if (values.manifest !== undefined && !existsSync(values.manifest)) usageExit(`--manifest ${values.manifest}: no such file`, USAGE);
-  return { manifest: values.manifest, target: positionals[0] === 'paper-figures' ? 'pretrained-first-look' : positionals[0], out: values.out ?? (isPaper ? 'artifacts/paper-figures' : 'artifacts/headless-metrics.json'), mode: isPaper ? ('paper-figures' as Mode) : mode, timeoutS, paper };
+  return { manifest: values.manifest, target: positionals[0] === 'paper-figures' ? 'pretrained-first-look' : positionals[0], out: values.out ?? (isPaper ? 'artifacts/paper-figures' : 'artifacts/headless-metrics.json'), mode: isPaper ? ('paper-figures' as Mode) : mode, timeoutS, paper, from: values.from, smooth: numberOf(values.smooth, 'smooth', 0) };
 }
 
-const { target, out: outArg, mode: modeArg, timeoutS, paper, manifest } = parseArgs(process.argv.slice(2));
+const { target, out: outArg, mode: modeArg, timeoutS, paper, manifest, from, smooth } = parseArgs(process.argv.slice(2));
 // paper-figures: --out is a folder; the run's metrics go beside the figures.
 const out = modeArg === 'paper-figures' ? `${outArg}/headless.json` : outArg;
+if (from) {
+  // paper-figures --from FILE: the figures again from a saved paper-figures.json (summaries recomputed; --smooth N re-smooths Fig. 4a), no training.
+  const saved = JSON.parse(readFileSync(from, 'utf8')) as PaperFigures;
+  const s = { ...saved.settings, smooth: smooth || saved.settings.smooth };
+  const f = summarizePaperFigures(s, armsOf(s.ks, s.frozenKs), saved.runs, saved.wallMs);
+  const b = await launch();
+  try {
+    const files = await writePaperFigures(await b.newPage(), outArg, f);
+    for (const line of paperFiguresSummary(f)) console.log(line);
+    console.log(`wrote ${files.length} files to ${outArg}`);
+  } finally {
+    await b.close();
+  }
+  process.exit(0);
+}
 let settings;
 try {
   settings = settingsFromArgument(target);
@@ -109,6 +125,7 @@ try {
   let lastEval = 0;
   let lastStatus = '';
   let reportedAuc = false;
+  let lastStatusAt = 0;
   const deadline = Date.now() + timeoutS * 1000;
   for (;;) {
     const s = await page.evaluate(() => {
@@ -125,7 +142,7 @@ try {
         evals: h.evals.map((e: any) => ({ epoch: e.epoch, auc: e.auc, lo: e.band.auc.lower, hi: e.band.auc.upper, trainLoss: e.trainLoss })),
         eq: lab.equivalenceRows.length,
         exp: lab.experimentRows.length,
-        paper: lab.paperFiguresProgress ? `paper figures: ${lab.paperFiguresProgress.done} of ${lab.paperFiguresProgress.total} runs; ${lab.paperFiguresProgress.status.replace(/: step \d+ of \d+, loss [\d.]+$/, '')}` : '',
+        paper: lab.paperFiguresProgress ? `paper figures: ${lab.paperFiguresProgress.done} of ${lab.paperFiguresProgress.total} runs; ${lab.paperFiguresProgress.status}` : '',
       };
     });
     if (s.step && s.step.step !== lastStep) {
@@ -137,7 +154,12 @@ try {
     for (const e of s.evals.slice(lastEval)) console.log(`${stamp()} validation epoch ${e.epoch}: AUC ${e.auc?.toFixed(3)} (95% CI ${e.lo?.toFixed(3)}-${e.hi?.toFixed(3)}), train loss ${e.trainLoss?.toFixed(4)}`);
     lastEval = s.evals.length;
     const status = mode === 'equivalence' ? `equivalence rows: ${s.eq}` : mode === 'train' ? '' : mode === 'paper-figures' ? s.paper : `experiment runs done: ${s.exp}`;
-    if (status && status !== lastStatus) console.log(`${stamp()} ${(lastStatus = status)}`);
+    // Paper figures: a line per finished run, and the current step at most every 30 s.
+    const quiet = mode === 'paper-figures' && status.split(';')[0] === lastStatus.split(';')[0] && Date.now() - lastStatusAt < 30_000;
+    if (status && status !== lastStatus && !quiet) {
+      console.log(`${stamp()} ${(lastStatus = status)}`);
+      lastStatusAt = Date.now();
+    }
     const good = !reportedAuc && (s.hl.evals as { s: number; step: number; auc: number }[] | undefined)?.find((e) => e.auc >= 0.9);
     if (good) {
       // As soon as it happens (the run goes on; Ctrl-C is fine once this line is out).
@@ -185,7 +207,19 @@ try {
     }
   }
   if (mode === 'paper-figures') {
-    const f = await page.evaluate(() => (window as any).slideLab.paperFigures);
+    let f = await page.evaluate(() => (window as any).slideLab.paperFigures);
+    const partial = f ? [] : ((await page.evaluate(() => (window as any).slideLab.paperFiguresProgress?.runs ?? [])) as PaperRun[]);
+    if (!f && partial.length) {
+      // Timed out or failed part way: the figures of the runs that finished, marked partial.
+      console.error(`${stamp()} the experiment did not finish: figures from the ${partial.length} runs that did`);
+      const cfg = settings.config;
+      const enc = `${cfg.encoder.kind} width ${cfg.encoder.width}${cfg.encoder.pretrained ? ` from ${cfg.encoder.pretrained}` : ''}`;
+      f = summarizePaperFigures(
+        { hash, data: data.name, slides: data.usable, repeats: paper.repeats, valFraction: paper.valFraction, stepsPerRun: Math.max(...partial.map((r) => r.steps)), ks: paper.ks, frozenKs: paper.frozenKs, smooth: 8, bootstrapRounds: 1000, seed: cfg.seed, encoder: `${enc} (PARTIAL: ${partial.length} runs)` },
+        armsOf(paper.ks, paper.frozenKs), partial, (Date.now() - t0),
+      );
+      code = 1;
+    }
     if (!f) {
       console.error(`${stamp()} no paper figures (the experiment failed or was cancelled)`);
       code = 1;

@@ -22,7 +22,7 @@ export interface PaperFiguresParams {
   steps: number;
   /** Validation share of each label per split (0 = the data set's own share). */
   valFraction: number;
-  /** Steps of Fig. 4a's moving average and of the final-loss window (0 = one epoch of the split). */
+  /** Steps of Fig. 4a's moving average and of the final-loss window (0 = a quarter of the run, at most one epoch). */
   smooth: number;
   bootstrapRounds: number;
 }
@@ -112,7 +112,8 @@ async function runArm(
     }
     const last: EvalSummary = await abortable(trainer.evaluate(o.signal), o.signal);
     const losses = trainer.history.steps.map((s) => s.loss);
-    const smooth = smoothParam || trainer.engine.sampler.stepsPerEpoch;
+    // Default window: a quarter of the run, at most one epoch.
+    const smooth = smoothParam || Math.max(1, Math.min(trainer.engine.sampler.stepsPerEpoch, Math.round(losses.length / 4)));
     const run = paperRun(arm, repeat, valSlides, losses, smooth, last.slides, (id) => lesions.get(id), cfg.seed + repeat, {
       wallMs: performance.now() - t0, reusedRanks, bootstrapRounds: o.params.bootstrapRounds,
     });

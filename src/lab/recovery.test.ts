@@ -44,11 +44,11 @@ function faultyRanks(faults: (TestFault | undefined)[]) {
     });
 }
 
-async function train(cfg: Config, makeRanks: (n: number) => RankApi[], onPhase?: (t: Trainer, e: PhaseEvent) => void) {
+async function train(cfg: Config, makeRanks: (n: number) => RankApi[], onPhase?: (t: Trainer, e: PhaseEvent) => void, steps = STEPS) {
   let trainer: Trainer | null = null;
   trainer = await Trainer.create({ cfg, data, makeRanks, onPhase: (e) => onPhase?.(trainer!, e), onFault: (n) => process.env.DEBUG_FAULTS && console.log(describeFault(n)) });
   const done: number[] = []; // performance.now() at each step's end
-  for (let s = 0; s < STEPS; s++) {
+  for (let s = 0; s < steps; s++) {
     await trainer.step();
     done.push(performance.now());
     if (process.env.DEBUG_FAULTS) console.log(`step ${s} done at ${performance.now().toFixed(0)}`);
@@ -59,8 +59,8 @@ async function train(cfg: Config, makeRanks: (n: number) => RankApi[], onPhase?:
 }
 
 /** The faulted run equals the uninterrupted one: losses step by step, encoder and aggregator weights. */
-function expectSameRun(a: Awaited<ReturnType<typeof train>>, b: Awaited<ReturnType<typeof train>>) {
-  expect(a.losses).toHaveLength(STEPS);
+function expectSameRun(a: Awaited<ReturnType<typeof train>>, b: Awaited<ReturnType<typeof train>>, steps = STEPS) {
+  expect(a.losses).toHaveLength(steps);
   a.losses.forEach((l, i) => expect(Math.abs(l - b.losses[i])).toBeLessThan(TOLERANCE.loss));
   expect(normalizedL1(a.encoder, b.encoder)).toBeLessThan(TOLERANCE.param);
   expect(normalizedL1(a.aggregator, b.aggregator)).toBeLessThan(TOLERANCE.param);
@@ -108,12 +108,12 @@ const adapter = await (await nodeGpu())?.requestAdapter({ powerPreference: 'high
 describe.skipIf(!adapter)('a rank whose WebGPU device is lost mid-step (Dawn in worker_threads)', () => {
   it('fails its call as DeviceLost, is restarted on a new device from a healthy replica, and the run equals an uninterrupted one', async () => {
     const cfg = parseConfig({ ...base, backend: 'webgpu' });
-    const reference = await train(parseConfig(base), (n) => inProcessRanks(n)); // cpu: within the webgpu equivalence bound
-    const faulted = await train(cfg, faultyRanks([undefined, { kind: 'device-lost', call: 'backward', nth: 2 }]));
+    const reference = await train(parseConfig(base), (n) => inProcessRanks(n), undefined, 2); // cpu: within the webgpu equivalence bound
+    const faulted = await train(cfg, faultyRanks([undefined, { kind: 'device-lost', call: 'backward', nth: 2 }]), undefined, 2);
     expect(faulted.faults).toHaveLength(1);
     expect(faulted.faults[0]).toMatchObject({ kind: 'device-lost', rank: 1, call: 'backward', step: 1, restarted: [1], donor: 0 });
     expect(faulted.faults[0].reason).toMatch(/destroyed/);
-    expectSameRun(faulted, reference);
+    expectSameRun(faulted, reference, 2);
     const n = faulted.faults[0];
     console.log(`[faults] node webgpu device loss: restored in ${(n.restoredAt - n.detectedAt).toFixed(0)} ms`);
   }, 240_000);

@@ -68,8 +68,8 @@ export const PRESETS: Preset[] = [
   {
     name: 'first-look',
     title: 'First look',
-    description: 'Two ranks fine-tune the pretrained encoder that ships with the lab and train the attention aggregator end to end on the demo slides (lesions in 5% of a positive slide\'s tissue); validation on all 12 validation slides every 12 steps. Watch the AUC rise, the attention move to the lesions, and the gather/scatter timeline.',
-    hash: `${PRETRAINED}&${FINE_TUNE}&tiles=16&epochs=2&evalEvery=12`,
+    description: 'Two ranks fine-tune the pretrained encoder that ships with the lab and train the attention aggregator end to end on the demo slides (lesions in 5% of a positive slide\'s tissue); validation on all 12 validation slides every 12 steps. Watch the AUC rise, the attention move to the lesions, and the gather/scatter timeline. The ranks run on the cpu backend, faster for this small encoder than a software WebGPU adapter (backend=auto for WebGPU).',
+    hash: `${PRETRAINED}&${FINE_TUNE}&tiles=16&epochs=2&evalEvery=12&backend=cpu`,
   },
   {
     name: 'more-tiles-help',

@@ -46,3 +46,12 @@ describe('npm run train:headless -- paper-figures', () => {
     expect(k.stderr.split('\n')[0]).toMatch(/--ks/);
   });
 });
+
+describe('npm run train:headless -- --manifest', () => {
+  it('a manifest that does not exist: one line naming it, the usage, exit 2', () => {
+    const r = run('scripts/train-headless.ts', 'first-look', '--manifest', 'no/such/manifest.csv');
+    expect(r.status).toBe(2);
+    expect(r.stderr.split('\n')[0]).toMatch(/--manifest no\/such\/manifest\.csv: no such file/);
+    expect(r.stderr).toMatch(/\nusage: .*--manifest CSV/);
+  });
+});

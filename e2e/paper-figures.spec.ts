@@ -18,7 +18,7 @@ afterAll(() => closeLabBrowser({ browser, log }, 30));
 
 describe('paper figures in the lab', () => {
   it('R = 2 runs of 2 arms on warm workers give Figs. 4a-d and 5c with SVG, PNG, CSV and JSON exports', async () => {
-    await page.goto(labUrl('/#preset=equivalence&panel=experiments'));
+    await page.goto(labUrl('/#preset=equivalence&panel=experiments'), { timeout: 240_000 }); // a cold dev server on a loaded machine
     await waitLab(page, "lab.data && lab.state === 'ready'", 60_000);
     await page.waitForLoadState('networkidle');
     await page.fill('[data-testid=paper-ks]', '2');
@@ -27,7 +27,7 @@ describe('paper figures in the lab', () => {
     await page.fill('[data-testid=paper-steps]', '2');
     expect(await page.locator('[data-testid=run-paper]').textContent()).toBe('Run 4 runs');
     await clickSurvivingReload(page, '[data-testid=run-paper]', "lab.state === 'busy' || lab.paperFigures");
-    await waitLab(page, "lab.state === 'ready' && (lab.paperFigures || lab.lastError)", 240_000);
+    await waitLab(page, "lab.state === 'ready' && (lab.paperFigures || lab.lastError)", 420_000);
     const f = await page.evaluate(() => {
       const lab = (window as any).slideLab;
       return { error: lab.lastError, fig: lab.paperFigures };
@@ -67,5 +67,5 @@ describe('paper figures in the lab', () => {
     const [json] = await downloadsOf(page, '[data-testid=paper-all-json]');
     expect(JSON.parse(json.body.toString('utf8')).runs).toHaveLength(4);
     await page.locator('[data-testid=paper-figures]').screenshot({ path: artifactPath('lab-paper-figures.png') });
-  }, 300_000);
+  }, 600_000);
 });

@@ -20,11 +20,11 @@ import { armsOf, summarizePaperFigures, type PaperFigures, type PaperRun } from 
 
 type Mode = 'train' | 'equivalence' | 'k-sweep' | 'frozen-vs-e2e' | 'paper-figures';
 
-const USAGE = 'usage: npm run train:headless -- <preset name, URL hash or paper-figures> [--out FILE, or DIR for paper-figures] [--mode train|equivalence|k-sweep|frozen-vs-e2e|paper-figures] [--timeout-s N] [--manifest CSV] [paper figures: --repeats R --ks 4,16,64 --frozen-ks 16 --steps N --val-fraction F; or --from paper-figures.json [--smooth N] to redraw]';
+const USAGE = 'usage: npm run train:headless -- <preset name, URL hash or paper-figures> [--out FILE, or DIR for paper-figures] [--mode train|equivalence|k-sweep|frozen-vs-e2e|paper-figures] [--timeout-s N] [--manifest CSV] [paper figures: --repeats R --ks 4,16,64 --frozen-ks 16 --steps N --val-fraction F --first-repeat I; or --from paper-figures.json[,more.json] [--smooth N] to redraw or merge]';
 const MODES: readonly Mode[] = ['train', 'equivalence', 'k-sweep', 'frozen-vs-e2e', 'paper-figures'];
 
 function parseArgs(argv: string[]) {
-  const { values, positionals } = parseCli(argv, { out: { type: 'string' }, mode: { type: 'string' }, 'timeout-s': { type: 'string' }, manifest: { type: 'string' }, repeats: { type: 'string' }, ks: { type: 'string' }, 'frozen-ks': { type: 'string' }, steps: { type: 'string' }, 'val-fraction': { type: 'string' }, from: { type: 'string' }, smooth: { type: 'string' } }, USAGE);
+  const { values, positionals } = parseCli(argv, { out: { type: 'string' }, mode: { type: 'string' }, 'timeout-s': { type: 'string' }, manifest: { type: 'string' }, repeats: { type: 'string' }, ks: { type: 'string' }, 'frozen-ks': { type: 'string' }, steps: { type: 'string' }, 'val-fraction': { type: 'string' }, from: { type: 'string' }, smooth: { type: 'string' }, 'first-repeat': { type: 'string' } }, USAGE);
   if (positionals.length !== 1) usageExit(positionals.length ? `unexpected argument '${positionals[1]}'` : 'give a preset name or a URL hash', USAGE);
   const mode = values.mode as Mode | undefined;
   if (mode !== undefined && !MODES.includes(mode)) usageExit(`unknown mode '${mode}'`, USAGE);
@@ -38,7 +38,7 @@ function parseArgs(argv: string[]) {
   };
   const paper = {
     repeats: numberOf(values.repeats, 'repeats', 5), ks: kList(values.ks, 'ks', [4, 16, 64]), frozenKs: kList(values['frozen-ks'], 'frozen-ks', [16]),
-    steps: numberOf(values.steps, 'steps', 0), valFraction: numberOf(values['val-fraction'], 'val-fraction', 0),
+    steps: numberOf(values.steps, 'steps', 0), valFraction: numberOf(values['val-fraction'], 'val-fraction', 0), firstRepeat: numberOf(values['first-repeat'], 'first-repeat', 0),
   };
   if (!(Number.isInteger(paper.repeats) && paper.repeats >= 1)) usageExit('--repeats must be a whole number of at least 1', USAGE);
   const isPaper = positionals[0] === 'paper-figures' || mode === 'paper-figures';
@@ -51,9 +51,12 @@ const { target, out: outArg, mode: modeArg, timeoutS, paper, manifest, from, smo
 const out = modeArg === 'paper-figures' ? `${outArg}/headless.json` : outArg;
 if (from) {
   // paper-figures --from FILE: the figures again from a saved paper-figures.json (summaries recomputed; --smooth N re-smooths Fig. 4a), no training.
-  const saved = JSON.parse(readFileSync(from, 'utf8')) as PaperFigures;
-  const s = { ...saved.settings, smooth: smooth || saved.settings.smooth };
-  const f = summarizePaperFigures(s, armsOf(s.ks, s.frozenKs), saved.runs, saved.wallMs);
+  // Several files (comma-separated; e.g. --first-repeat runs of one experiment in two processes): their runs together.
+  const parts = from.split(',').map((file) => JSON.parse(readFileSync(file, 'utf8')) as PaperFigures);
+  const saved = parts[0];
+  const runs = parts.flatMap((p) => p.runs).filter((r, i, all) => all.findIndex((x) => x.arm === r.arm && x.repeat === r.repeat) === i);
+  const s = { ...saved.settings, smooth: smooth || saved.settings.smooth, repeats: new Set(runs.map((r) => r.repeat)).size };
+  const f = summarizePaperFigures(s, armsOf(s.ks, s.frozenKs), runs, Math.max(...parts.map((p) => p.wallMs)));
   const b = await launch();
   try {
     const files = await writePaperFigures(await b.newPage(), outArg, f);

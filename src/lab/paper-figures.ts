@@ -25,6 +25,8 @@ export interface PaperFiguresParams {
   /** Steps of Fig. 4a's moving average and of the final-loss window (0 = a quarter of the run, at most one epoch). */
   smooth: number;
   bootstrapRounds: number;
+  /** Index of the first repeat (its split): runs of one experiment can be spread over several processes and merged. */
+  firstRepeat?: number;
 }
 
 export const DEFAULT_PAPER_PARAMS: PaperFiguresParams = { ks: [4, 16, 64], frozenKs: [16], repeats: 5, steps: 0, valFraction: 0, smooth: 0, bootstrapRounds: 1000 };
@@ -61,7 +63,8 @@ export async function runPaperFigures(o: PaperFiguresOptions): Promise<PaperFigu
   let stepsPerRun = 0;
   let smooth = p.smooth;
   try {
-    for (let r = 0; r < p.repeats; r++) {
+    const first = p.firstRepeat ?? 0;
+    for (let r = first; r < first + p.repeats; r++) {
       const entries = monteCarloSplit(o.data.entries, o.cfg.seed, r, valFraction);
       const split = new Map(entries.map((e) => [e.id, e.split]));
       // Same tile source object: the pooled replicas stay warm across splits.
@@ -69,9 +72,9 @@ export async function runPaperFigures(o: PaperFiguresOptions): Promise<PaperFigu
       const valSlides = entries.filter((e) => e.split === 'val').map((e) => e.id);
       for (const arm of arms) {
         throwIfAborted(o.signal);
-        o.onStatus?.(`repeat ${r + 1} of ${p.repeats}, ${arm.name}: starting`, runs.length, total);
+        o.onStatus?.(`repeat ${r + 1} of ${first + p.repeats}, ${arm.name}: starting`, runs.length, total);
         const inits = pool.stats.inits;
-        const run = await runArm(o, pool, data, arm, r, valSlides, lesions, (step, n, loss) => o.onStatus?.(`repeat ${r + 1} of ${p.repeats}, ${arm.name}: step ${step} of ${n}, loss ${loss.toFixed(3)}`, runs.length, total), () => pool.stats.inits === inits, smooth);
+        const run = await runArm(o, pool, data, arm, r, valSlides, lesions, (step, n, loss) => o.onStatus?.(`repeat ${r + 1} of ${first + p.repeats}, ${arm.name}: step ${step} of ${n}, loss ${loss.toFixed(3)}`, runs.length, total), () => pool.stats.inits === inits, smooth);
         stepsPerRun = Math.max(stepsPerRun, run.steps);
         runs.push(run.run);
         if (!smooth) smooth = run.smooth;

@@ -14,7 +14,7 @@ import { launch } from '../tools/chromium.ts';
 import { labHash, settingsFromArgument } from '../src/lab/presets.ts';
 import { startLabServer } from '../tools/lab-server.ts';
 import { numberOf, parseCli, usageExit } from '../tools/cli.ts';
-import { median } from '../src/core/stats.ts';
+import { mean, median } from '../src/core/stats.ts';
 import { paperFiguresSummary, writePaperFigures } from './paper-figures-out.ts';
 import { armsOf, summarizePaperFigures, type PaperFigures, type PaperRun } from '../src/lab/paper-figures-data.ts';
 
@@ -54,8 +54,15 @@ if (from) {
   // Several files (comma-separated; e.g. --first-repeat runs of one experiment in two processes): their runs together.
   const parts = from.split(',').map((file) => JSON.parse(readFileSync(file, 'utf8')) as PaperFigures);
   const saved = parts[0];
-  const runs = parts.flatMap((p) => p.runs).filter((r, i, all) => all.findIndex((x) => x.arm === r.arm && x.repeat === r.repeat) === i);
-  const s = { ...saved.settings, smooth: smooth || saved.settings.smooth, repeats: new Set(runs.map((r) => r.repeat)).size };
+  const arms = armsOf(saved.settings.ks, saved.settings.frozenKs).map((a) => a.name);
+  const runs = parts
+    .flatMap((p) => p.runs)
+    .filter((r, i, all) => all.findIndex((x) => x.arm === r.arm && x.repeat === r.repeat) === i)
+    .sort((a, b) => a.repeat - b.repeat || arms.indexOf(a.arm) - arms.indexOf(b.arm))
+    // --smooth also sets the final-loss window: the mean of each run's last N steps.
+    .map((r) => (smooth ? { ...r, finalTrainLoss: mean(r.losses.slice(-smooth)) } : r));
+  const encoder = saved.settings.encoder.replace(/ \(PARTIAL: \d+ runs\)$/, '');
+  const s = { ...saved.settings, encoder, smooth: smooth || saved.settings.smooth, repeats: new Set(runs.map((r) => r.repeat)).size };
   const f = summarizePaperFigures(s, armsOf(s.ks, s.frozenKs), runs, Math.max(...parts.map((p) => p.wallMs)));
   const b = await launch();
   try {

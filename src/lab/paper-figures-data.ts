@@ -173,8 +173,9 @@ export function summarizePaperFigures(settings: PaperFiguresSettings, arms: read
     });
     e2eVsFrozen.push({
       k,
-      frozen: bootstrapMeanCi(fr.map((r) => r.auc), { ...b, seed: b.seed + 1000 + k }),
-      e2e: bootstrapMeanCi(e2.map((r) => r.auc), { ...b, seed: b.seed + 2000 + k }),
+      // The arms' own intervals, so that Fig. 4d and Fig. 4c / the table quote the same numbers.
+      frozen: summaries.find((a) => a.k === k && a.frozenEncoder)!.auc,
+      e2e: summaries.find((a) => a.k === k && !a.frozenEncoder)!.auc,
       difference: bootstrapMeanCi(pairs, { ...b, seed: b.seed + 3000 + k }),
       e2eWins: pairs.filter((d) => d > 0).length,
       pairs: pairs.length,

@@ -190,6 +190,7 @@ export class Engine {
 
   /** Encodes slots of a plan on every rank and gathers features [K, D] in slot order. */
   private async gather(step: number, slideId: string, tileIndices: Int32Array, train: boolean, signal?: AbortSignal) {
+    throwIfAborted(signal); // a stop or pause that came before the encode requests: the ranks' cancel would find nothing to cut
     const k = tileIndices.length;
     const n = this.ranks.length;
     const { value: results, ms: wall } = await timed(() =>

@@ -3,7 +3,10 @@
 // of the same files back into a run.
 import type { Config } from '../core/config.ts';
 import type { ParamSpec } from '../core/params.ts';
-import { sizeOf } from '../core/params.ts';
+import { sizeOf, unpack } from '../core/params.ts';
+import { encoderSpecs } from '../core/models/encoder.ts';
+import { exportPretrained, type PretrainedEncoder } from '../core/pretrained.ts';
+import { writeSafetensors } from '../core/weights/index.ts';
 import type { RankInfo } from '../core/protocol.ts';
 import { PHASES } from '../core/report.ts';
 import { mean, median } from '../core/stats.ts';
@@ -120,4 +123,22 @@ export function importWeights(modelJson: string, weightsBin: ArrayBuffer, encode
   if (problems.length) throw new Error(`these weights do not fit the current configuration: ${problems.slice(0, 3).join('; ')}`);
   const all = new Float32Array(weightsBin.slice(0));
   return { encoder: all.slice(0, encN), aggregator: all.slice(encN), step: parsed.userDefinedMetadata?.step ?? 0 };
+}
+
+/**
+ * [P] encoder weights as .safetensors: a pretrained family's own names and PyTorch layouts
+ * (loadable back into timm / Hugging Face / torchvision, and into the lab) when the run started
+ * from `pretrained`; otherwise the lab's names and layouts. The hash and step go in the metadata.
+ */
+export function encoderSafetensors(cfg: Config, weights: Float32Array, run: { hash: string; step: number; pretrained: PretrainedEncoder | null }): { name: string; bytes: Uint8Array } {
+  const { hash, step, pretrained: p } = run;
+  const metadata = { format: 'pt', 'slide-lab.hash': hash, 'slide-lab.step': String(step) };
+  if (p) {
+    const stem = p.file.replace(/\.(safetensors|bin|pt|pth)$/i, '');
+    return { name: `${stem}-step${step}.safetensors`, bytes: writeSafetensors(exportPretrained(p.family, cfg.encoder, cfg.tileSize, weights), { ...metadata, 'slide-lab.family': p.family }) };
+  }
+  const specs = encoderSpecs(cfg.encoder, cfg.tileSize);
+  const views = unpack(specs, weights);
+  const tensors = specs.map((sp) => ({ name: sp.name, shape: sp.shape, data: views.get(sp.name)! }));
+  return { name: `${cfg.encoder.kind}-step${step}.safetensors`, bytes: writeSafetensors(tensors, { ...metadata, 'slide-lab.family': 'lab' }) };
 }

@@ -1,6 +1,7 @@
 // The session's one-off jobs beside training: the gradient-equivalence check (N ranks against
-// the single-graph reference) and the experiments (K sweep, frozen vs end to end). Each takes an
-// AbortSignal and reports rows as they come; the session runs one job at a time ('busy').
+// the single-graph reference), the experiments (K sweep, frozen vs end to end) and the paper
+// figures. Each takes an AbortSignal and reports rows as they come; LabJobs runs one at a time
+// with the session 'busy', and keeps each job's last results for the panels.
 import type { Config } from '../core/config.ts';
 import { runEquivalence, type EquivalenceRow } from '../core/equivalence.ts';
 import type { RankApi } from '../core/protocol.ts';
@@ -9,8 +10,8 @@ import type { DataSet } from './dataset.ts';
 import { runFrozenVsEndToEnd, runKSweep, type ExperimentRow } from './experiments.ts';
 import { terminateAll } from './guard.ts';
 import type { LabOptions } from './presets.ts';
-import type { ExperimentKind, LabEvents } from './session-types.ts';
-import { runPaperFigures, type PaperFiguresParams } from './paper-figures.ts';
+import type { ExperimentKind, LabEvents, LabState } from './session-types.ts';
+import { DEFAULT_PAPER_PARAMS, runPaperFigures, type PaperFiguresParams } from './paper-figures.ts';
 import type { PaperFigures, PaperRun } from './paper-figures-data.ts';
 
 export interface JobContext {
@@ -110,5 +111,93 @@ export async function paperFiguresJob(ctx: JobContext, params: PaperFiguresParam
     u.status = ctx.signal.aborted ? 'cancelled' : finished ? 'finished' : 'failed';
     u.running = false;
     onUpdate({ ...u });
+  }
+}
+
+/** What the jobs need from the session. */
+export interface JobHost {
+  readonly running: boolean;
+  readonly data: DataSet | null;
+  readonly config: Config;
+  readonly options: LabOptions;
+  readonly hash: string;
+  emit<K extends keyof LabEvents>(kind: K, value: LabEvents[K]): void;
+  setState(s: LabState): void;
+  fail(e: unknown, where: string): void;
+  clearError(): void;
+  /** Frees the live run's ranks, sets up the main context's backend; returns the [P] initial encoder weights. */
+  prepare(signal: AbortSignal): Promise<Float32Array | undefined>;
+  /** N guarded ranks. */
+  makeRanks(n: number): RankApi[];
+  referenceTiles: (spec: TileSourceSpec) => TileSource;
+}
+
+/** Runs the session's jobs one at a time ('busy'), cancellable, and keeps their last results. */
+export class LabJobs {
+  equivalenceRows: EquivalenceRow[] = [];
+  experimentRows: ExperimentRow[] = [];
+  /** The last paper-figures experiment (null before one finished) and its progress. */
+  paperFigures: PaperFigures | null = null;
+  paperFiguresProgress: PaperFiguresUpdate | null = null;
+  private abort: AbortController | null = null;
+
+  constructor(private readonly host: JobHost) {}
+
+  /** Runs one job with the session 'busy'; null when it failed (lastError says why) or was cancelled. */
+  private async busy<T>(what: string, job: (ctx: JobContext) => Promise<T>): Promise<T | null> {
+    const h = this.host;
+    if (h.running || !h.data) {
+      h.fail(new Error(h.running ? 'stop the training run first' : 'load a data set first'), what);
+      return null;
+    }
+    const data = h.data;
+    h.clearError();
+    const abort = (this.abort = new AbortController());
+    h.setState('busy');
+    try {
+      const encoderWeights = await h.prepare(abort.signal);
+      return await job({ cfg: h.config, lab: h.options, data, makeRanks: (n) => h.makeRanks(n), signal: abort.signal, encoderWeights });
+    } catch (e) {
+      if (!abort.signal.aborted) h.fail(e, what);
+      return null;
+    } finally {
+      this.abort = null;
+      h.setState('ready');
+    }
+  }
+
+  /** Cancels the running job. */
+  cancel(): void {
+    this.abort?.abort(new DOMException('cancelled', 'AbortError'));
+  }
+
+  equivalence(steps: number): Promise<EquivalenceRow[] | null> {
+    return this.busy('equivalence', (ctx) =>
+      equivalenceJob(ctx, steps, this.host.referenceTiles, (u) => {
+        this.equivalenceRows = u.rows;
+        this.host.emit('equivalence', u);
+      }),
+    );
+  }
+
+  experiment(kind: ExperimentKind): Promise<ExperimentRow[] | null> {
+    return this.busy(EXPERIMENT_TITLES[kind], (ctx) =>
+      experimentJob(ctx, kind, (u) => {
+        this.experimentRows = u.rows;
+        this.host.emit('experiment', u);
+      }),
+    );
+  }
+
+  async paper(params: Partial<PaperFiguresParams>, onUpdate?: (u: PaperFiguresUpdate) => void): Promise<PaperFigures | null> {
+    const p = { ...DEFAULT_PAPER_PARAMS, ...params };
+    const out = await this.busy('paper figures', (ctx) =>
+      paperFiguresJob(ctx, p, this.host.hash, (u) => {
+        this.paperFiguresProgress = u;
+        onUpdate?.(u);
+      }),
+    );
+    if (out) this.paperFigures = out;
+    return out;
   }
 }

@@ -25,6 +25,32 @@ export class PretrainedSlot {
   loaded: (PretrainedEncoder & { key: string }) | null = null;
   private blob: Blob | null = null;
 
+  /** `fetcher` and `modelsUrl`: where the built-in encoders are served (default /models/). */
+  constructor(private readonly served: { fetcher?: typeof fetch; modelsUrl?: string } = {}) {}
+
+  /** The file of a built-in encoder (BUILTIN_MODELS), fetched from where the lab serves them. */
+  async builtinBlob(name: string, signal?: AbortSignal): Promise<Blob> {
+    if (!isBuiltinModel(name)) throw new Error(`${name}: not a built-in encoder`);
+    const res = await (this.served.fetcher ?? fetch.bind(globalThis))(`${this.served.modelsUrl ?? '/models/'}${name}`, { signal });
+    if (!res.ok) throw new Error(`${name}: the built-in encoder could not be fetched (HTTP ${res.status})`);
+    return res.blob();
+  }
+
+  /**
+   * [P] the encoder weights a run or job with `cfg` starts from: undefined for the seed's random
+   * weights (or when `restoring` a checkpoint without a loaded file: its weights replace them),
+   * else the loaded file's, fetching a built-in encoder the config names first (`onFetched` sees
+   * it). Throws, naming the file, when the config names a file the page has not loaded.
+   */
+  async initialWeights(cfg: Config, restoring: boolean, onFetched: (p: PretrainedEncoder) => void, signal?: AbortSignal): Promise<Float32Array | undefined> {
+    if (restoring && !this.loaded) return undefined;
+    const wanted = cfg.encoder.pretrained;
+    if (wanted && !restoring && isBuiltinModel(wanted) && this.loaded?.file !== wanted) {
+      onFetched(await this.load(await this.builtinBlob(wanted, signal), wanted, cfg, signal));
+    }
+    return this.weightsFor(cfg, signal);
+  }
+
   /** Reads `blob` as a pretrained encoder for `cfg`; on failure nothing changes and the error names the file. */
   async load(blob: Blob, file: string, cfg: Config, signal?: AbortSignal): Promise<PretrainedEncoder> {
     const p = await loadPretrained(blob, file, cfg, signal);

@@ -8,28 +8,26 @@
 //   run.ts            one training run (ranks, engine, history, validation)
 import { parseConfig, type Config } from '../core/config.ts';
 import type { EquivalenceRow } from '../core/equivalence.ts';
-import type { RankApi, RankInfo } from '../core/protocol.ts';
+import type { RankInfo } from '../core/protocol.ts';
 import { encoderSpecs } from '../core/models/encoder.ts';
 import { applyCheckpoint, checkpointOf, checkpointWeights, dataMismatch, type Checkpoint } from './checkpoints.ts';
 import { loadDemo, loadManifest, loadSynthetic, type DataSet } from './dataset.ts';
 import { Emitter } from './emitter.ts';
 import type { ExperimentRow } from './experiments.ts';
-import { exportWeights, importWeights, metricsCsv, metricsJson, type MetricsJson, type WeightsArtifacts } from './export.ts';
+import { encoderSafetensors, exportWeights, importWeights, metricsCsv, metricsJson, type MetricsJson, type WeightsArtifacts } from './export.ts';
 import { loadDroppedFiles, type DroppedFile } from './files.ts';
 import { guardRank } from './guard.ts';
-import { equivalenceJob, experimentJob, EXPERIMENT_TITLES, paperFiguresJob, type JobContext, type PaperFiguresUpdate } from './lab-jobs.ts';
-import { DEFAULT_PAPER_PARAMS, type PaperFiguresParams } from './paper-figures.ts';
+import { LabJobs, type PaperFiguresUpdate } from './lab-jobs.ts';
+import type { PaperFiguresParams } from './paper-figures.ts';
 import type { PaperFigures } from './paper-figures-data.ts';
 import { DEFAULT_LAB, labHash, manifestUrlOf, parseLabHash, type LabOptions } from './presets.ts';
 import { Trainer, type RunHistory } from './run.ts';
 import { ACTIVE_STATES, describeError, type ExperimentKind, type LabError, type LabEvents, type LabState, type MainBackendInfo, type SessionDeps } from './session-types.ts';
 import { TrainingLoop } from './training-loop.ts';
 import { describeFault } from './recovery.ts';
-import { isBuiltinModel, PretrainedSlot } from './pretrained.ts';
+import { PretrainedSlot } from './pretrained.ts';
 import { readImportedRun, type ImportedRun } from './run-import.ts';
-import { exportPretrained, type PretrainedEncoder } from '../core/pretrained.ts';
-import { writeSafetensors } from '../core/weights/index.ts';
-import { unpack } from '../core/params.ts';
+import type { PretrainedEncoder } from '../core/pretrained.ts';
 
 export type { ExperimentKind, LabError, LabEvents, LabState, MainBackendInfo, SessionDeps } from './session-types.ts';
 
@@ -48,23 +46,19 @@ export class LabSession extends Emitter<LabEvents> {
   history: RunHistory = { steps: [], evals: [] };
   lastError: LabError | null = null;
   lastCheckpoint: { step: number; savedAt: number } | null = null;
-  equivalenceRows: EquivalenceRow[] = [];
-  experimentRows: ExperimentRow[] = [];
-  /** The last paper-figures experiment (null before one finished) and its progress. */
-  paperFigures: PaperFigures | null = null;
-  paperFiguresProgress: PaperFiguresUpdate | null = null;
   /** The pretrained encoder file loaded in this page (a link names it but cannot carry it). */
-  readonly pretrained = new PretrainedSlot();
+  readonly pretrained: PretrainedSlot;
   /** Restoring a checkpoint: its weights replace the initial ones, so a missing pretrained file is fine. */
   private restoring = false;
 
   private readonly loop: TrainingLoop;
-  private busyAbort: AbortController | null = null;
+  private readonly jobs: LabJobs;
   /** The settings (ranks' backend | mainBackend) the main context's backend was set up for. */
   private mainBackendKey = '';
 
   constructor(private readonly deps: SessionDeps, hash = '') {
     super();
+    this.pretrained = new PretrainedSlot({ fetcher: deps.fetcher, modelsUrl: deps.modelsUrl });
     let settings = { config: parseConfig({}), lab: { ...DEFAULT_LAB }, preset: null as string | null };
     try {
       settings = parseLabHash(hash);
@@ -88,6 +82,35 @@ export class LabSession extends Emitter<LabEvents> {
       },
       { checkpointEvery: deps.checkpointEvery ?? 1 },
     );
+    this.jobs = new LabJobs({
+      get running() {
+        return session.running;
+      },
+      get data() {
+        return session.data;
+      },
+      get config() {
+        return session.config;
+      },
+      get options() {
+        return session.options;
+      },
+      get hash() {
+        return session.hash;
+      },
+      emit: (kind, value) => this.emit(kind, value),
+      setState: (st) => this.setState(st),
+      fail: (e, where) => this.fail(e, where),
+      clearError: () => this.clearError(),
+      prepare: async (signal) => {
+        await this.discardRun();
+        await this.ensureMainBackend();
+        this.emit('ranks', { main: this.mainBackend, ranks: this.rankInfo });
+        return this.initialEncoderWeights(signal);
+      },
+      makeRanks: (n) => this.deps.makeRanks(n).map((r, i) => guardRank(r, i, { timeoutMs: this.deps.rankTimeoutMs })),
+      referenceTiles: deps.referenceTiles,
+    });
   }
 
   get hash(): string {
@@ -216,30 +239,12 @@ export class LabSession extends Emitter<LabEvents> {
   /** Loads a built-in encoder (BUILTIN_MODELS) by URL, unless that file is loaded already. */
   async loadBuiltin(name: string, signal?: AbortSignal): Promise<PretrainedEncoder | null> {
     if (this.pretrained.loaded?.file === name) return this.pretrained.loaded;
-    return this.loadPretrained(await this.builtinBlob(name, signal), name);
+    return this.loadPretrained(await this.pretrained.builtinBlob(name, signal), name);
   }
 
-  /** The file of a built-in encoder (BUILTIN_MODELS), fetched from where the lab serves them. */
-  private async builtinBlob(name: string, signal?: AbortSignal): Promise<Blob> {
-    if (!isBuiltinModel(name)) throw new Error(`${name}: not a built-in encoder`);
-    const res = await (this.deps.fetcher ?? fetch.bind(globalThis))(`${this.deps.modelsUrl ?? '/models/'}${name}`, { signal });
-    if (!res.ok) throw new Error(`${name}: the built-in encoder could not be fetched (HTTP ${res.status})`);
-    return res.blob();
-  }
-
-  /**
-   * [P] the encoder weights a run or job starts from: undefined for the seed's random weights (or
-   * while restoring a checkpoint, whose weights replace them), else the loaded file's, fetching a
-   * built-in encoder the settings name first (no settings change). Throws, naming the file, when
-   * the settings name a file the page has not loaded.
-   */
-  private async initialEncoderWeights(signal?: AbortSignal): Promise<Float32Array | undefined> {
-    if (this.restoring && !this.pretrained.loaded) return undefined;
-    const wanted = this.config.encoder.pretrained;
-    if (wanted && !this.restoring && isBuiltinModel(wanted) && this.pretrained.loaded?.file !== wanted) {
-      this.emit('pretrained', await this.pretrained.load(await this.builtinBlob(wanted, signal), wanted, this.config, signal));
-    }
-    return this.pretrained.weightsFor(this.config, signal);
+  /** [P] the encoder weights a run or job starts from (PretrainedSlot.initialWeights; no settings change). */
+  private initialEncoderWeights(signal?: AbortSignal): Promise<Float32Array | undefined> {
+    return this.pretrained.initialWeights(this.config, this.restoring, (p) => this.emit('pretrained', p), signal);
   }
 
   /** Back to the seed's random encoder weights. */
@@ -422,21 +427,33 @@ export class LabSession extends Emitter<LabEvents> {
       const loaded = d.kind === 'demo' ? await this.loadDemo() : d.kind === 'manifest' ? await this.loadManifest(d.url, d.subset) : await this.loadSynthetic(d.count, d.seed, d.tilesPerSlide, d.subset);
       if (!loaded) return false;
     }
+    return this.bringBack('resume', async (trainer) => {
+      await applyCheckpoint(trainer, c);
+      for (const s of c.setAside ?? []) this.setAside(s.id, s.reason, s.step);
+      this.lastCheckpoint = { step: c.step, savedAt: c.savedAt };
+      this.emit('checkpoint', this.lastCheckpoint);
+      return c;
+    });
+  }
+
+  /**
+   * Starts the ranks for a run brought back (its weights replace the initial ones), lets `apply`
+   * set its state, replays the history it returns to the UI, and parks the loop at its step,
+   * ready to resume. On failure the error is shown under `where` and the run is discarded.
+   */
+  private async bringBack(where: string, apply: (t: Trainer) => Promise<Pick<RunHistory, 'steps' | 'evals'>>): Promise<boolean> {
     this.setState('starting');
     try {
       this.restoring = true;
       const trainer = await this.ensureTrainer().finally(() => (this.restoring = false));
-      await applyCheckpoint(trainer, c);
-      for (const s of c.setAside ?? []) this.setAside(s.id, s.reason, s.step);
-      for (const s of c.steps) this.emit('step', s);
-      for (const ev of c.evals) this.emit('eval', ev);
+      const history = await apply(trainer);
+      for (const s of history.steps) this.emit('step', s);
+      for (const ev of history.evals) this.emit('eval', ev);
       this.emit('progress', trainer.progress());
-      this.lastCheckpoint = { step: c.step, savedAt: c.savedAt };
-      this.emit('checkpoint', this.lastCheckpoint);
-      void this.loop.park(); // paused at the restored step, ready to resume
+      void this.loop.park();
       return true;
     } catch (e) {
-      this.fail(e, 'resume');
+      this.fail(e, where);
       await this.discardRun();
       this.setState('error');
       return false;
@@ -466,27 +483,15 @@ export class LabSession extends Emitter<LabEvents> {
     this.options = s.lab;
     this.emit('config', { config: this.config, lab: this.options, hash: this.hash });
     if (!(await this.loadDefaultData())) return false; // the run's data set, as its hash names it
-    this.setState('starting');
-    try {
-      this.restoring = true;
-      const trainer = await this.ensureTrainer().finally(() => (this.restoring = false));
+    return this.bringBack('import a run', async (trainer) => {
       trainer.engine.setAggregatorWeights(run.aggregator);
       await trainer.engine.setEncoderWeights(run.encoder);
       trainer.engine.step = Math.min(run.step, trainer.total);
       trainer.history.steps.push(...run.history.steps);
       trainer.history.evals.push(...run.history.evals);
-      for (const st of run.history.steps) this.emit('step', st);
-      for (const ev of run.history.evals) this.emit('eval', ev);
-      this.emit('progress', trainer.progress());
       this.emit('log', `imported a ${run.source} run at step ${run.step}`);
-      void this.loop.park();
-      return true;
-    } catch (e) {
-      this.fail(e, 'import a run');
-      await this.discardRun();
-      this.setState('error');
-      return false;
-    }
+      return run.history;
+    });
   }
 
   /** Validates the current model on the validation slides now (the ROC and the heatmaps follow). */
@@ -526,18 +531,10 @@ export class LabSession extends Emitter<LabEvents> {
   async exportEncoderSafetensors(): Promise<{ name: string; bytes: Uint8Array }> {
     const cfg = this.config;
     const p = this.pretrained.loaded;
-    const weights = this.trainer ? await this.trainer.engine.encoderWeights() : p && cfg.encoder.pretrained === p.file ? await this.pretrained.weightsFor(cfg) : undefined;
+    const fromFile = p && cfg.encoder.pretrained === p.file ? p : null;
+    const weights = this.trainer ? await this.trainer.engine.encoderWeights() : fromFile ? await this.pretrained.weightsFor(cfg) : undefined;
     if (!weights) throw new Error('no encoder weights yet: load a pretrained encoder or train a step');
-    const step = this.trainer?.engine.step ?? 0;
-    const metadata = { format: 'pt', 'slide-lab.hash': this.hash, 'slide-lab.step': String(step) };
-    const stem = (p?.file ?? 'encoder').replace(/\.(safetensors|bin|pt|pth)$/i, '');
-    if (p && cfg.encoder.pretrained === p.file) {
-      return { name: `${stem}-step${step}.safetensors`, bytes: writeSafetensors(exportPretrained(p.family, cfg.encoder, cfg.tileSize, weights), { ...metadata, 'slide-lab.family': p.family }) };
-    }
-    const specs = encoderSpecs(cfg.encoder, cfg.tileSize);
-    const views = unpack(specs, weights);
-    const tensors = specs.map((sp) => ({ name: sp.name, shape: sp.shape, data: views.get(sp.name)! }));
-    return { name: `${cfg.encoder.kind}-step${step}.safetensors`, bytes: writeSafetensors(tensors, { ...metadata, 'slide-lab.family': 'lab' }) };
+    return encoderSafetensors(cfg, weights, { hash: this.hash, step: this.trainer?.engine.step ?? 0, pretrained: fromFile });
   }
 
   /** Loads exported weights into the current (paused or new) run. */
@@ -551,75 +548,38 @@ export class LabSession extends Emitter<LabEvents> {
     this.emit('log', `imported weights (saved at step ${w.step})`);
   }
 
-  // ---- equivalence and experiments -------------------------------------------------------------
+  // ---- equivalence and experiments (lab-jobs.ts) ------------------------------------------------
 
-  /** Runs one job with the session 'busy'; null when it failed (lastError says why) or was cancelled. */
-  private async busy<T>(what: string, job: (ctx: JobContext) => Promise<T>): Promise<T | null> {
-    if (this.running) {
-      this.fail(new Error('stop the training run first'), what);
-      return null;
-    }
-    if (!this.data) {
-      this.fail(new Error('load a data set first'), what);
-      return null;
-    }
-    await this.discardRun();
-    this.clearError();
-    const abort = (this.busyAbort = new AbortController());
-    this.setState('busy');
-    try {
-      await this.ensureMainBackend();
-      this.emit('ranks', { main: this.mainBackend, ranks: this.rankInfo });
-      const encoderWeights = await this.initialEncoderWeights(abort.signal);
-      return await job({ cfg: this.config, lab: this.options, data: this.data, makeRanks: (n) => this.guarded(n), signal: abort.signal, encoderWeights });
-    } catch (e) {
-      if (!abort.signal.aborted) this.fail(e, what);
-      return null;
-    } finally {
-      this.busyAbort = null;
-      this.setState('ready');
-    }
+  get equivalenceRows(): EquivalenceRow[] {
+    return this.jobs.equivalenceRows;
   }
-
-  /** Cancels a running equivalence check or experiment. */
-  cancelBusy(): void {
-    this.busyAbort?.abort(new DOMException('cancelled', 'AbortError'));
+  get experimentRows(): ExperimentRow[] {
+    return this.jobs.experimentRows;
   }
-
-  private guarded(n: number): RankApi[] {
-    return this.deps.makeRanks(n).map((r, i) => guardRank(r, i, { timeoutMs: this.deps.rankTimeoutMs }));
+  get paperFigures(): PaperFigures | null {
+    return this.jobs.paperFigures;
+  }
+  get paperFiguresProgress(): PaperFiguresUpdate | null {
+    return this.jobs.paperFiguresProgress;
   }
 
   /** N ranks against the single-graph reference, per step (the paper's gradient-equivalence figure). */
   runEquivalence(steps = this.options.eqSteps): Promise<EquivalenceRow[] | null> {
-    return this.busy('equivalence', (ctx) =>
-      equivalenceJob(ctx, steps, this.deps.referenceTiles, (u) => {
-        this.equivalenceRows = u.rows;
-        this.emit('equivalence', u);
-      }),
-    );
+    return this.jobs.equivalence(steps);
   }
 
   /** The K sweep or frozen vs end to end; the runs share one set of rank workers. */
   runExperiment(kind: ExperimentKind): Promise<ExperimentRow[] | null> {
-    return this.busy(EXPERIMENT_TITLES[kind], (ctx) =>
-      experimentJob(ctx, kind, (u) => {
-        this.experimentRows = u.rows;
-        this.emit('experiment', u);
-      }),
-    );
+    return this.jobs.experiment(kind);
   }
 
   /** The paper figures: R runs per arm (K values end to end and frozen) on Monte Carlo splits; `onUpdate` sees the progress. */
-  async runPaperFigures(params: Partial<PaperFiguresParams> = {}, onUpdate?: (u: PaperFiguresUpdate) => void): Promise<PaperFigures | null> {
-    const p = { ...DEFAULT_PAPER_PARAMS, ...params };
-    const out = await this.busy('paper figures', (ctx) =>
-      paperFiguresJob(ctx, p, this.hash, (u) => {
-        this.paperFiguresProgress = u;
-        onUpdate?.(u);
-      }),
-    );
-    if (out) this.paperFigures = out;
-    return out;
+  runPaperFigures(params: Partial<PaperFiguresParams> = {}, onUpdate?: (u: PaperFiguresUpdate) => void): Promise<PaperFigures | null> {
+    return this.jobs.paper(params, onUpdate);
+  }
+
+  /** Cancels a running equivalence check or experiment. */
+  cancelBusy(): void {
+    this.jobs.cancel();
   }
 }

@@ -11,6 +11,8 @@ import { createParams } from './params.ts';
 import { Engine } from './engine.ts';
 import { syntheticSlides, SyntheticTiles } from './tiles.ts';
 import { inProcessRanks } from '../transport/in-process.ts';
+import { RankCrashed } from './faults.ts';
+import type { RankApi } from './protocol.ts';
 
 const slides = syntheticSlides(6, 11, 10);
 const spec = { kind: 'synthetic' as const, seed: 11, slides };
@@ -84,6 +86,47 @@ describe('gradient accumulation over slides: N ranks vs the single-graph referen
     expect(same(acc.a[3], acc.a[0])).toBe(false);
     expect(same(plain.w[1], plain.w[0])).toBe(false); // per-slide updates move at once
     expect(same(acc.w[3], plain.w[3])).toBe(false);
+  }, 60_000);
+});
+
+describe('gradient accumulation and a step abandoned by a rank fault', () => {
+  it('a retried step does not add its slide to the open group twice: the run equals an uninterrupted one', async () => {
+    await tf.setBackend('cpu');
+    const run = async (faultAtBackward: number | null) => {
+      const cfg = config({ ranks: 2, optimizer: { accumulateSlides: 2 } });
+      let backwards = 0;
+      const ranks = inProcessRanks(2).map((r, i): RankApi =>
+        i !== 1
+          ? r
+          : new Proxy(r, {
+              get(target, prop, receiver) {
+                const v = Reflect.get(target, prop, receiver);
+                if (prop !== 'backward' || typeof v !== 'function') return typeof v === 'function' ? v.bind(target) : v;
+                return (...args: unknown[]) => (backwards++ === faultAtBackward ? Promise.reject(new RankCrashed(1, 'backward', 'test: killed')) : v.apply(target, args));
+              },
+            }),
+      );
+      const engine = new Engine(cfg, slides, ranks);
+      await engine.init(spec);
+      let faults = 0;
+      for (let step = 0; step < 4; ) {
+        try {
+          await engine.trainStep();
+          step++;
+        } catch (e) {
+          expect(e).toBeInstanceOf(RankCrashed); // the in-process rank lives on: retry the step
+          faults++;
+        }
+      }
+      const out = { enc: await engine.encoderWeights(), agg: await engine.aggregatorWeights(), faults };
+      await engine.dispose();
+      return out;
+    };
+    const clean = await run(null);
+    const faulted = await run(1); // step 0 is inside the first group, so its sums were already open
+    expect(faulted.faults).toBe(1);
+    expect(Array.from(faulted.enc)).toEqual(Array.from(clean.enc));
+    expect(Array.from(faulted.agg)).toEqual(Array.from(clean.agg));
   }, 60_000);
 });
 

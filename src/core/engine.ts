@@ -216,13 +216,16 @@ export class Engine {
    * and the step can be retried once the rank is restored (src/lab/recovery.ts).
    */
   async trainStep(signal?: AbortSignal): Promise<StepReport> {
-    const before = { weights: await readParams(this.aggSpecs, this.agg), optimizer: await this.aggOpt.getState() }; // [P_agg] and its AdamW state
+    // [P_agg] and its AdamW state; with accumulation, the open group's sums (a retry must not add this slide twice)
+    const before = { weights: await readParams(this.aggSpecs, this.agg), optimizer: await this.aggOpt.getState(), aggSum: this.aggSum.snapshot(), encSum: this.encSum.snapshot() };
     try {
       return await this.runStep(signal);
     } catch (e) {
       if (isRankFault(e)) {
         writeParams(this.aggSpecs, this.agg, before.weights);
         this.aggOpt.setState(before.optimizer);
+        this.aggSum.restore(before.aggSum);
+        this.encSum.restore(before.encSum);
       }
       throw e;
     }

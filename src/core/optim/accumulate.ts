@@ -44,4 +44,14 @@ export class GradientSum {
     this.sums = new Map();
     this.n = 0;
   }
+
+  /** A copy of the open sum, for restore() (a step abandoned after it added its gradients). */
+  snapshot(): { sums: Map<string, Float32Array>; n: number } {
+    return { sums: new Map([...this.sums].map(([name, g]) => [name, g.slice()])), n: this.n };
+  }
+
+  restore(s: { sums: Map<string, Float32Array>; n: number }): void {
+    this.sums = new Map([...s.sums].map(([name, g]) => [name, g.slice()]));
+    this.n = s.n;
+  }
 }

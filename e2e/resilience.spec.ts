@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { labUrl } from '../tools/chromium.ts';
-import { clickSurvivingReload, closeLabBrowser, figures, openLabBrowser, waitLab } from './lab-page.ts';
+import { clickSurvivingReload, figures, labBrowserHooks, waitLab } from './lab-page.ts';
 import { TOLERANCE } from '../src/core/equivalence.ts';
 import { normalizedL1 } from '../src/core/metrics.ts';
 import { watchPage } from '../tools/chromium.ts';
@@ -17,12 +17,7 @@ const RELOAD_AT = 2;
 
 let browser: Browser;
 let page: Page;
-let log: string[];
-
-beforeAll(async () => {
-  ({ browser, page, log } = await openLabBrowser());
-});
-afterAll(() => closeLabBrowser({ browser, log }, 30));
+labBrowserHooks((b) => ({ browser, page } = b), 30);
 
 /** The live run's encoder and aggregator weights, as plain arrays. */
 const weights = (p: Page) =>
@@ -84,7 +79,10 @@ describe('the lab survives faults', () => {
   }, 900_000);
 
   it('with IndexedDB over its quota, training goes on and a notice says checkpoints are not saved', async () => {
-    await openReady(page);
+    // A fresh page and session (a goto to the same URL changes only the hash, so reload).
+    await page.goto(labUrl(RUN), { timeout: 180_000 });
+    await page.reload();
+    await waitLab(page, "lab.data && lab.state === 'ready'", 180_000);
     await page.evaluate(() => {
       IDBObjectStore.prototype.put = function () {
         throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');

@@ -2,6 +2,7 @@
 // window.slideLab, read its figures, and fail with what the page said.
 import { readFileSync } from 'node:fs';
 import type { Browser, Download, Page } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
 import { launch, watchPage } from '../tools/chromium.ts';
 
 /** The browser, page and page log a lab spec shares across its tests. */
@@ -22,6 +23,16 @@ export async function openLabBrowser(): Promise<LabBrowser> {
 export async function closeLabBrowser(b: Partial<LabBrowser>, lines: number): Promise<void> {
   if (b.log?.length) console.log(b.log.filter((l) => !l.startsWith('[debug]')).slice(-lines).join('\n'));
   await b.browser?.close();
+}
+
+/**
+ * A spec file's lab browser: opened before its tests (`use` receives it) and closed after them,
+ * printing the last `lines` lines of the page log.
+ */
+export function labBrowserHooks(use: (b: LabBrowser) => void, lines = 30): void {
+  let b: LabBrowser | undefined;
+  beforeAll(async () => use((b = await openLabBrowser())));
+  afterAll(() => closeLabBrowser(b ?? {}, lines));
 }
 
 /** Waits until `fn(window.slideLab)` is truthy; on timeout, reports the lab's state and error. */

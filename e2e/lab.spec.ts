@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { artifactPath, labUrl } from '../tools/chromium.ts';
-import { clickSurvivingReload, closeLabBrowser, csvRecords, downloadsOf, figures, mean, openLabBrowser, paintedPixels, waitLab } from './lab-page.ts';
+import { clickSurvivingReload, csvRecords, downloadsOf, figures, mean, labBrowserHooks, paintedPixels, waitLab } from './lab-page.ts';
 import { TOLERANCE } from '../src/core/equivalence.ts';
 import { PHASES } from '../src/core/report.ts';
 import { attentionDim, featureDim, parseConfig } from '../src/core/config.ts';
@@ -26,12 +26,7 @@ const RESUME_AFTER = 3;
 
 let browser: Browser;
 let page: Page;
-let log: string[];
-
-beforeAll(async () => {
-  ({ browser, page, log } = await openLabBrowser());
-});
-afterAll(() => closeLabBrowser({ browser, log }, 40));
+labBrowserHooks((b) => ({ browser, page } = b), 40);
 
 describe('Slide Lab in Chromium with 2 Web Worker ranks on WebGPU', () => {
   it('loads the demo slides, trains, survives a reload by resuming from its checkpoint, and the loss falls', async () => {

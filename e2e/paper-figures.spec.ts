@@ -5,16 +5,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { artifactPath, labUrl } from '../tools/chromium.ts';
-import { clickSurvivingReload, closeLabBrowser, csvRecords, downloadsOf, openLabBrowser, waitLab } from './lab-page.ts';
+import { clickSurvivingReload, csvRecords, downloadsOf, labBrowserHooks, waitLab } from './lab-page.ts';
 
 let browser: Browser;
 let page: Page;
-let log: string[];
-
-beforeAll(async () => {
-  ({ browser, page, log } = await openLabBrowser());
-});
-afterAll(() => closeLabBrowser({ browser, log }, 30));
+labBrowserHooks((b) => ({ browser, page } = b), 30);
 
 describe('paper figures in the lab', () => {
   it('R = 2 runs of 2 arms on warm workers give Figs. 4a-d and 5c with SVG, PNG, CSV and JSON exports', async () => {

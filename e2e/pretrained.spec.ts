@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { artifactPath, labUrl, watchPage } from '../tools/chromium.ts';
-import { closeLabBrowser, downloadsOf, figures, openLabBrowser, waitLab } from './lab-page.ts';
+import { downloadsOf, figures, labBrowserHooks, waitLab } from './lab-page.ts';
 import { openWeightFile } from '../src/core/weights/index.ts';
 
 const FILE = 'timm-vit-x.pt';
@@ -26,12 +26,7 @@ const TIMM_NAMES = ['cls_token', 'reg_token', 'pos_embed', 'patch_embed.proj.wei
 
 let browser: Browser;
 let page: Page;
-let log: string[];
-
-beforeAll(async () => {
-  ({ browser, page, log } = await openLabBrowser());
-});
-afterAll(() => closeLabBrowser({ browser, log }, 30));
+labBrowserHooks((b) => ({ browser, page } = b), 30);
 
 const labState = (p: Page) =>
   p.evaluate(() => {

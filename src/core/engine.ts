@@ -16,7 +16,7 @@ import { encoderSpecs } from './models/encoder.ts';
 import { countParams } from './params.ts';
 import { createSharedReduce, sharedSum, type SharedReduceBuffers } from './shared-reduce.ts';
 import { throwIfAborted } from './abort.ts';
-import { isRankFault, type RankFault } from './faults.ts';
+import { isRankFault, slideReadFailure, type RankFault } from './faults.ts';
 import { appliesAfter, GradientSum } from './optim/accumulate.ts';
 
 export class ReplicaDriftError extends Error {
@@ -139,6 +139,8 @@ export class Engine {
   private lost: RankFault[] = [];
   /** optimizer.accumulateSlides > 1: the open group's gradients (aggregator by name; encoder as 'enc' [P]). */
   private aggSum = new GradientSum();
+  /** Validation slides left out after their tiles could not be read, with the reason. */
+  readonly valSetAside = new Map<string, string>();
   private encSum = new GradientSum();
 
   constructor(
@@ -451,8 +453,9 @@ export class Engine {
   /** Slide-level predictions on the validation split (no augmentation, no dropout). */
   async evaluate(signal?: AbortSignal, onSlide?: (done: number, total: number) => void): Promise<EvalReport> {
     const t0 = performance.now();
-    const val = this.slides.filter((s) => s.split === 'val' && s.numTiles > 0);
+    const val = this.slides.filter((s) => s.split === 'val' && s.numTiles > 0 && !this.valSetAside.has(s.id));
     const slides: EvalSlide[] = [];
+    const setAside: { slideId: string; reason: string }[] = [];
     const plans = val.map((slide, i) => {
       const count = this.cfg.evalTiles > 0 ? Math.min(this.cfg.evalTiles, slide.numTiles) : slide.numTiles;
       return { slide, count, tileIndices: count === slide.numTiles ? Int32Array.from({ length: count }, (_, t) => t) : sampleTiles(slide.numTiles, count, this.cfg.seed, evalKey(this.cfg.seed, i)) };
@@ -470,7 +473,18 @@ export class Engine {
       throwIfAborted(signal);
       const current = next!;
       next = i + 1 < plans.length ? encode(i + 1) : null;
-      const { features } = await current;
+      let features: Float32Array;
+      try {
+        ({ features } = await current);
+      } catch (e) {
+        // A slide whose tiles cannot be read (file gone, tile not decodable) is left out, with its reason; the pass goes on.
+        const reason = slideReadFailure(e);
+        if (reason === null || signal?.aborted) throw e;
+        this.valSetAside.set(slide.id, reason);
+        setAside.push({ slideId: slide.id, reason });
+        onSlide?.(i + 1, val.length);
+        continue;
+      }
       const out = tf.tidy(() => {
         const o = aggregatorForward(this.agg, tf.tensor2d(features, [count, this.d]), null, this.cfg.featureNorm);
         return [tf.softmax(o.logits).reshape([-1]), o.scores];
@@ -481,7 +495,7 @@ export class Engine {
       onSlide?.(i + 1, val.length);
     }
     const auc = rocAuc(slides.map((s) => s.prob), slides.map((s) => s.label));
-    return { kind: 'eval', epoch: Math.floor(this.stepIndex / this.sampler.stepsPerEpoch), step: this.stepIndex, slides, auc, wallMs: performance.now() - t0 };
+    return { kind: 'eval', epoch: Math.floor(this.stepIndex / this.sampler.stepsPerEpoch), step: this.stepIndex, slides, auc, wallMs: performance.now() - t0, ...(setAside.length ? { setAside } : {}) };
   }
 
   /** Packed aggregator weights [P_agg]. */

@@ -55,3 +55,15 @@ export interface TestFault {
   call: 'encode' | 'backward' | 'apply' | 'backwardApply';
   nth: number;
 }
+
+/**
+ * Why a rank could not read a slide's tiles while encoding it (its tile source threw a SlideError:
+ * the file has gone, a tile does not decode), or null for any other failure (a crashed rank, a
+ * bug, an abort).
+ */
+export function slideReadFailure(e: unknown): string | null {
+  const cause = (e as { cause?: { name?: string; code?: string } })?.cause;
+  if (!(e instanceof RankError) || e.call !== 'encode' || cause?.name !== 'SlideError' || cause.code === 'aborted') return null;
+  if (/abort/i.test(e.reason)) return null;
+  return e.reason;
+}

@@ -62,6 +62,8 @@ export interface EvalReport {
   slides: EvalSlide[];
   auc: number;
   wallMs: number;
+  /** Validation slides whose tiles could not be read in this pass (file gone, tile not decodable): left out of it and of later passes. */
+  setAside?: { slideId: string; reason: string }[];
 }
 
 /** An event for the teaching timeline: a phase started or ended, with what crossed. */

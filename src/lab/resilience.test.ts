@@ -113,6 +113,33 @@ describe('a slide that fails in the middle of training', () => {
   }, 180_000);
 });
 
+describe('a validation slide that fails in the middle of training', () => {
+  it('is left out of validation with its reason; the run goes on to the end', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'slide-lab-val-gone-'));
+    try {
+      const lab = new LabSession(deps(), FILES);
+      const data = demoCopy(dir);
+      lab.data = data;
+      const victim = data.slides.find((s) => s.split === 'val')!;
+      lab.on('step', (s) => {
+        if (s.step === 0) unlinkSync(victim.url!); // gone before the first validation
+      });
+      await lab.start();
+      await until(() => lab.state === 'done' || lab.state === 'error', 120_000);
+      expect(lab.lastError).toBeNull();
+      expect(lab.state).toBe('done');
+      expect(lab.history.evals.length).toBeGreaterThanOrEqual(2);
+      for (const ev of lab.history.evals) expect(ev.slides.map((s) => s.slideId)).not.toContain(victim.id);
+      expect(lab.history.evals[0].setAside).toEqual([{ slideId: victim.id, reason: expect.stringContaining('no such file') }]);
+      expect(lab.history.evals[1].setAside).toBeUndefined(); // left out of later passes, not read again
+      expect(lab.data!.slides.find((s) => s.id === victim.id)!.error).toMatch(/set aside at step \d+: validation: .*no such file/);
+      await lab.trainer?.dispose();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
+
 const SYN = 'data=synthetic&encoder.width=4&tileSize=16&tiles=6&microBatch=2&ranks=2&epochs=1&optimizer.lr=0.003&augment.blur=0&backend=cpu&subset=8';
 
 /** Encoder and aggregator weights of the session's live run. */

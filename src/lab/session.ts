@@ -499,6 +499,7 @@ export class LabSession extends Emitter<LabEvents> {
     const t = this.trainer;
     if (!t || this.running) throw new Error(t ? 'pause the run first' : 'no model yet: train, resume or import a run');
     const ev = await t.evaluate(undefined, (done, total) => this.emit('evalProgress', { done, total }));
+    for (const s of ev.setAside ?? []) this.setAside(s.slideId, `validation: ${s.reason}`, t.engine.step);
     this.emit('eval', ev);
   }
 

@@ -3,6 +3,7 @@
 // The loop owns only control state; the run itself (Trainer) and everything the user sees
 // (state, events, checkpoints, errors) belong to the session and reach it through LoopHost.
 import type { PhaseEvent } from '../core/report.ts';
+import { slideReadFailure } from '../core/faults.ts';
 import { abortable, abortError, isAbort } from './abort.ts';
 import { RankError } from './guard.ts';
 import type { Trainer } from './run.ts';
@@ -217,6 +218,7 @@ export class TrainingLoop {
           const { report, eval: ev } = out;
           this.budget -= 1;
           host.emit('step', report);
+          for (const s of ev?.setAside ?? []) host.setAside?.(s.slideId, `validation: ${s.reason}`, trainer.engine.step);
           if (ev) host.emit('eval', ev);
           host.emit('progress', trainer.progress());
           if (ev || trainer.done || trainer.engine.step % this.options.checkpointEvery === 0) await host.saveCheckpoint();
@@ -251,10 +253,7 @@ export class TrainingLoop {
  * a tile does not decode), or null for any other failure (a crashed rank, a bug, an abort).
  */
 export function slideFailure(e: unknown): string | null {
-  const call = (e as { call?: string })?.call;
-  const cause = (e as { cause?: { name?: string; message?: string; code?: string } })?.cause;
-  if (!(e instanceof RankError) || call !== 'encode' || cause?.name !== 'SlideError' || cause.code === 'aborted' || isAbort(e)) return null;
-  return e.reason;
+  return isAbort(e) ? null : slideReadFailure(e);
 }
 
 /** A failed start or step, in words: where (the rank and call, the step, the slide) and why. */

@@ -2,12 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { tf } from '../core/tf.ts';
 import { ConfigError, DEFAULT_CONFIG } from '../core/config.ts';
-import { SyntheticTiles, type TileSourceSpec } from '../core/tiles.ts';
-import { inProcessRanks } from '../transport/in-process.ts';
-import type { RankApi } from '../core/protocol.ts';
 import { PHASES } from '../core/report.ts';
-import { LabSession, type SessionDeps } from './session.ts';
+import { LabSession } from './session.ts';
 import { MemoryCheckpointStore } from './checkpoints.ts';
+import { testDeps, until } from './testing/session-deps.ts';
 import { labHash, parseLabHash, PRESETS, settingsFromArgument } from './presets.ts';
 import { buildTimeline, phasesIn } from './timeline.ts';
 import { importWeights } from './export.ts';
@@ -17,29 +15,7 @@ import { stratifiedSubset } from './dataset.ts';
 
 const HASH = 'data=synthetic&encoder.width=4&tileSize=16&tiles=6&microBatch=3&ranks=2&epochs=2&optimizer.lr=0.003&optimizer.minLr=0.00003&augment.blur=0&backend=cpu&subset=8';
 
-function deps(over: Partial<SessionDeps> = {}, wrap: (r: RankApi[]) => RankApi[] = (r) => r): SessionDeps {
-  return {
-    makeRanks: (n) => wrap(inProcessRanks(n)),
-    setupMain: async () => {
-      await tf.setBackend('cpu');
-      return { backend: 'cpu', adapter: null };
-    },
-    store: new MemoryCheckpointStore(),
-    referenceTiles: (spec: TileSourceSpec) => {
-      if (spec.kind !== 'synthetic') throw new Error('synthetic only');
-      return new SyntheticTiles(spec.seed, spec.slides);
-    },
-    ...over,
-  };
-}
-
-const until = async (cond: () => boolean, ms = 60_000) => {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
+const deps = testDeps;
 
 describe('presets and the lab hash', () => {
   it('every preset parses, and a hash round-trips', () => {

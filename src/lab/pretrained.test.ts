@@ -3,21 +3,14 @@
 // leave the current settings and run as they were.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { tf } from '../core/tf.ts';
-import { SyntheticTiles, type TileSourceSpec } from '../core/tiles.ts';
-import { inProcessRanks } from '../transport/in-process.ts';
 import { openWeightFile } from '../core/weights/index.ts';
 import { LabSession, type SessionDeps } from './session.ts';
 import { MemoryCheckpointStore } from './checkpoints.ts';
+import { testDeps, until as waitUntil } from './testing/session-deps.ts';
 
 const DIR = new URL('../../fixtures/pretrained/', import.meta.url);
-const until = async (cond: () => boolean, ms = 120_000) => {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
+/** The ViT steps are slower: two minutes to wait, not one. */
+const until = (cond: () => boolean) => waitUntil(cond, 120_000);
 /** One step, then wait until the loop parks (or fails). */
 const stepOnce = async (lab: LabSession) => {
   const n = lab.history.steps.length;
@@ -31,19 +24,7 @@ const blobOf = (name: string) => new Blob([readFileSync(new URL(name, DIR))]);
 const HASH = 'data=synthetic&tileSize=32&tiles=4&microBatch=2&ranks=2&epochs=1&augment.blur=0&backend=cpu&subset=6&encoder.kind=vit&encoder.dim=64&encoder.heads=4';
 
 function deps(store = new MemoryCheckpointStore()): SessionDeps {
-  return {
-    makeRanks: (n) => inProcessRanks(n),
-    setupMain: async () => {
-      await tf.setBackend('cpu');
-      return { backend: 'cpu', adapter: null };
-    },
-    store,
-    referenceTiles: (spec: TileSourceSpec) => {
-      if (spec.kind !== 'synthetic') throw new Error('synthetic only');
-      return new SyntheticTiles(spec.seed, spec.slides);
-    },
-    checkpointEvery: 1,
-  };
+  return testDeps({ store, checkpointEvery: 1 });
 }
 
 describe('the lab with a pretrained encoder', () => {

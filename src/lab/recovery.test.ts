@@ -18,8 +18,7 @@ import { nodeGpu } from '../runtime/node.ts';
 import { loadSynthetic } from './dataset.ts';
 import { describeFault } from './recovery.ts';
 import { LabSession } from './session.ts';
-import { MemoryCheckpointStore } from './checkpoints.ts';
-import { SyntheticTiles, type TileSourceSpec } from '../core/tiles.ts';
+import { testDeps } from './testing/session-deps.ts';
 import { Trainer } from './run.ts';
 
 const base = {
@@ -125,19 +124,13 @@ describe("the page's own WebGPU device lost (the aggregator's)", () => {
     async function run(lose: boolean) {
       let setups = 0;
       const session = new LabSession(
-        {
-          makeRanks: (n) => inProcessRanks(n),
+        testDeps({
           setupMain: async () => {
             setups += 1;
             await tf.setBackend('cpu');
             return { backend: 'cpu', adapter: null };
           },
-          store: new MemoryCheckpointStore(),
-          referenceTiles: (spec: TileSourceSpec) => {
-            if (spec.kind !== 'synthetic') throw new Error('synthetic only');
-            return new SyntheticTiles(spec.seed, spec.slides);
-          },
-        },
+        }),
         hash,
       );
       await session.loadDefaultData();

@@ -8,7 +8,6 @@ import { describe, expect, it } from 'vitest';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tf } from '../core/tf.ts';
 import { Sampler } from '../core/sampler.ts';
 import type { TileSourceSpec } from '../core/tiles.ts';
 import { syntheticOnly, inProcessRanks } from '../transport/in-process.ts';
@@ -18,30 +17,15 @@ import { createJsDecoder } from '../slide/decode-js.ts';
 import type { DemoIndex } from '../slide/demo-index.ts';
 import { LabSession, type SessionDeps } from './session.ts';
 import { MemoryCheckpointStore } from './checkpoints.ts';
+import { testDeps, until } from './testing/session-deps.ts';
 import { entriesOf, type DataSet, type SlideInfo } from './dataset.ts';
 
 const DEMO = new URL('../../public/demo/', import.meta.url).pathname;
 
 function deps(store = new MemoryCheckpointStore()): SessionDeps {
   const tiles = (spec: TileSourceSpec) => (spec.kind === 'slides' ? new SlideFileTiles(spec.slides, { decoder: createJsDecoder(), openPath: (p, decoder) => fromPath(p, { decoder }) }) : syntheticOnly(spec));
-  return {
-    makeRanks: (n) => inProcessRanks(n, tiles),
-    setupMain: async () => {
-      await tf.setBackend('cpu');
-      return { backend: 'cpu', adapter: null };
-    },
-    store,
-    referenceTiles: tiles,
-  };
+  return testDeps({ makeRanks: (n) => inProcessRanks(n, tiles), store, referenceTiles: tiles });
 }
-
-const until = async (cond: () => boolean, ms = 60_000) => {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 /** Six demo slides (4 train, 2 val, both labels in each) copied to a fresh folder, as a data set of Node paths. */
 function demoCopy(dir: string): DataSet {

@@ -18,6 +18,7 @@ import type { OpenJpegModule, OpenJpegModuleOptions } from '@cornerstonejs/codec
 import { whiteTile, type RawTile } from './raw-tile.ts';
 import { SlideError } from './errors.ts';
 import { checkTileMemory } from './limits.ts';
+import { isNode, loadOnce } from './lazy-codec.ts';
 
 export type { OpenJpegModule } from '@cornerstonejs/codec-openjpeg/wasmjs';
 
@@ -79,35 +80,22 @@ const sink = (text: string) => {
   if (codecLog.length < 32) codecLog.push(text.trim());
 };
 
-function isNode(): boolean {
-  const p = (globalThis as { process?: { versions?: { node?: unknown } } }).process;
-  return typeof p?.versions?.node === 'string';
-}
-
-let shared: Promise<OpenJpegModule> | null = null;
-
 /** Loads the OpenJPEG wasm module once (per realm). Rejects when it cannot be loaded. */
-export function loadOpenJpeg(): Promise<OpenJpegModule> {
-  if (!shared) {
-    shared = (async () => {
-      const mod = (await import('@cornerstonejs/codec-openjpeg/wasmjs')) as unknown as { default: unknown };
-      // CommonJS glue: Node gives module.exports as `default`, bundlers may wrap it once more.
-      const d = mod.default as { default?: unknown } | ((o?: OpenJpegModuleOptions) => Promise<OpenJpegModule>);
-      const factory = (typeof d === 'function' ? d : d?.default) as ((o?: OpenJpegModuleOptions) => Promise<OpenJpegModule>) | undefined;
-      if (typeof factory !== 'function') throw new Error('the codec module has no factory export');
-      const options: OpenJpegModuleOptions = { print: sink, printErr: sink };
-      if (!isNode()) {
-        const { default: url } = await import('@cornerstonejs/codec-openjpeg/wasm?url');
-        // Absolute, so that a worker started from a blob: URL finds it too.
-        const wasmUrl = new URL(url, import.meta.url).href;
-        options.locateFile = (path, prefix) => (path.endsWith('.wasm') ? wasmUrl : prefix + path);
-      }
-      return factory(options);
-    })();
-    shared.catch(() => (shared = null)); // let a later tile try again
+export const loadOpenJpeg = loadOnce(async (): Promise<OpenJpegModule> => {
+  const mod = (await import('@cornerstonejs/codec-openjpeg/wasmjs')) as unknown as { default: unknown };
+  // CommonJS glue: Node gives module.exports as `default`, bundlers may wrap it once more.
+  const d = mod.default as { default?: unknown } | ((o?: OpenJpegModuleOptions) => Promise<OpenJpegModule>);
+  const factory = (typeof d === 'function' ? d : d?.default) as ((o?: OpenJpegModuleOptions) => Promise<OpenJpegModule>) | undefined;
+  if (typeof factory !== 'function') throw new Error('the codec module has no factory export');
+  const options: OpenJpegModuleOptions = { print: sink, printErr: sink };
+  if (!isNode()) {
+    const { default: url } = await import('@cornerstonejs/codec-openjpeg/wasm?url');
+    // Absolute, so that a worker started from a blob: URL finds it too.
+    const wasmUrl = new URL(url, import.meta.url).href;
+    options.locateFile = (path, prefix) => (path.endsWith('.wasm') ? wasmUrl : prefix + path);
   }
-  return shared;
-}
+  return factory(options);
+});
 
 const chromaOk = (c: { dx: number; dy: number }) => (c.dx === 1 && c.dy === 1) || (c.dx === 2 && (c.dy === 1 || c.dy === 2));
 
@@ -178,7 +166,7 @@ export function decodeJ2kTile(codec: OpenJpegModule, tile: RawTile): Uint8Array 
     }
   } catch (e) {
     if (e instanceof SlideError) throw e;
-    if (e instanceof WebAssembly.RuntimeError) shared = null; // a trapped module is unusable: load afresh next time
+    if (e instanceof WebAssembly.RuntimeError) loadOpenJpeg.forget(); // a trapped module is unusable: load afresh next time
     throw new SlideError(file, `corrupt tile data (JPEG 2000: ${(e as Error).message ?? String(e)})`);
   } finally {
     decoder.delete();

@@ -4,6 +4,7 @@
 // The header's size is checked against the tile before the codec allocates anything.
 import { SlideError } from './errors.ts';
 import { checkTileMemory } from './limits.ts';
+import { isNode, loadOnce } from './lazy-codec.ts';
 import { whiteTile, type RawTile } from './raw-tile.ts';
 
 /** Canvas size from a WebP file's header (VP8, VP8L or VP8X), or null when it is not WebP. */
@@ -39,34 +40,21 @@ export function checkWebpTile(tile: RawTile): { width: number; height: number } 
 
 type WebpDecode = (buffer: ArrayBuffer) => Promise<{ data: Uint8ClampedArray; width: number; height: number }>;
 
-function isNode(): boolean {
-  const p = (globalThis as { process?: { versions?: { node?: unknown } } }).process;
-  return typeof p?.versions?.node === 'string';
-}
-
-let shared: Promise<WebpDecode> | null = null;
-
 /** Loads the wasm WebP decoder once per realm. */
-export function loadWebp(): Promise<WebpDecode> {
-  if (!shared) {
-    shared = (async () => {
-      const mod = await import('@jsquash/webp/decode.js');
-      let wasm: WebAssembly.Module;
-      if (isNode()) {
-        const [{ readFile }, { createRequire }] = await Promise.all([import('node:fs/promises'), import('node:module')]);
-        const path = createRequire(import.meta.url).resolve('@jsquash/webp/codec/dec/webp_dec.wasm');
-        wasm = await WebAssembly.compile(await readFile(path));
-      } else {
-        const { default: url } = await import('@jsquash/webp/codec/dec/webp_dec.wasm?url');
-        wasm = await WebAssembly.compile(await (await fetch(new URL(url, import.meta.url))).arrayBuffer());
-      }
-      await (mod.init as (m: WebAssembly.Module) => Promise<void>)(wasm);
-      return mod.default as unknown as WebpDecode;
-    })();
-    shared.catch(() => (shared = null));
+export const loadWebp = loadOnce(async (): Promise<WebpDecode> => {
+  const mod = await import('@jsquash/webp/decode.js');
+  let wasm: WebAssembly.Module;
+  if (isNode()) {
+    const [{ readFile }, { createRequire }] = await Promise.all([import('node:fs/promises'), import('node:module')]);
+    const path = createRequire(import.meta.url).resolve('@jsquash/webp/codec/dec/webp_dec.wasm');
+    wasm = await WebAssembly.compile(await readFile(path));
+  } else {
+    const { default: url } = await import('@jsquash/webp/codec/dec/webp_dec.wasm?url');
+    wasm = await WebAssembly.compile(await (await fetch(new URL(url, import.meta.url))).arrayBuffer());
   }
-  return shared;
-}
+  await (mod.init as (m: WebAssembly.Module) => Promise<void>)(wasm);
+  return mod.default as unknown as WebpDecode;
+});
 
 /** RGB [tile.height, tile.width, 3] of RGBA [h, w, 4] pixels (an image smaller than the tile is padded white). */
 export function rgbaToTileRgb(rgba: Uint8Array | Uint8ClampedArray, w: number, h: number, tile: { width: number; height: number }): Uint8Array {
@@ -96,7 +84,7 @@ export async function decodeWebpTile(tile: RawTile): Promise<Uint8Array> {
   try {
     image = await decode(tile.bytes.slice().buffer as ArrayBuffer);
   } catch (e) {
-    if (e instanceof WebAssembly.RuntimeError) shared = null;
+    if (e instanceof WebAssembly.RuntimeError) loadWebp.forget();
     throw new SlideError(tile.file, `corrupt tile data (WebP: ${(e as Error).message ?? String(e)})`);
   }
   if (!(image.width <= tile.width && image.height <= tile.height) || image.data.length !== image.width * image.height * 4) {

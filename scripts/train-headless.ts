@@ -149,7 +149,7 @@ try {
         step: last ? { step: last.step, epoch: last.epoch, loss: last.loss, slide: last.slideId, wallMs: last.wallMs, k: last.k } : null,
         total: lab.trainer?.total ?? null,
         progress: lab.trainer?.progress() ?? null,
-        evals: h.evals.map((e: any) => ({ epoch: e.epoch, auc: e.auc, lo: e.band.auc.lower, hi: e.band.auc.upper, trainLoss: e.trainLoss })),
+        evals: h.evals.map((e: any) => ({ epoch: e.epoch, step: e.step, auc: e.auc, lo: e.band.auc.lower, hi: e.band.auc.upper, trainLoss: e.trainLoss })),
         eq: lab.equivalenceRows.length,
         exp: lab.experimentRows.length,
         paper: lab.paperFiguresProgress ? `paper figures: ${lab.paperFiguresProgress.done} of ${lab.paperFiguresProgress.total} runs; ${lab.paperFiguresProgress.status}` : '',
@@ -161,7 +161,7 @@ try {
       const p = s.progress;
       console.log(`${stamp()} step ${s.step.step + 1}${s.total ? `/${s.total}` : ''} epoch ${s.step.epoch + 1} loss ${s.step.loss.toFixed(4)} slide ${s.step.slide} ${(s.step.wallMs / 1000).toFixed(2)} s ${p ? `${p.tilesPerSec.toFixed(1)} tiles/s eta ${Math.round(p.etaMs / 1000)} s` : ''}`);
     }
-    for (const e of s.evals.slice(lastEval)) console.log(`${stamp()} validation epoch ${e.epoch}: AUC ${e.auc?.toFixed(3)} (95% CI ${e.lo?.toFixed(3)}-${e.hi?.toFixed(3)}), train loss ${e.trainLoss?.toFixed(4)}`);
+    for (const e of s.evals.slice(lastEval)) console.log(`${stamp()} validation after step ${e.step} (epoch ${Number.isInteger(e.epoch) ? e.epoch : e.epoch.toFixed(2)}): AUC ${e.auc?.toFixed(3)} (95% CI ${e.lo?.toFixed(3)}-${e.hi?.toFixed(3)}), train loss ${e.trainLoss?.toFixed(4)}`);
     lastEval = s.evals.length;
     const status = mode === 'equivalence' ? `equivalence rows: ${s.eq}` : mode === 'train' ? '' : mode === 'paper-figures' ? s.paper : `experiment runs done: ${s.exp}`;
     // Paper figures: a line per finished run, and the current step at most every 30 s.
@@ -202,8 +202,8 @@ try {
   const evalTimes = evalTimesS;
   const good = evalTimes.find((e) => e.auc >= 0.9);
   if (mode === 'train') console.log(`${stamp()} time to validation AUC >= 0.9: ${good ? `${good.s.toFixed(1)} s from Train (after step ${good.step}, AUC ${good.auc.toFixed(3)})` : `not reached (${evalTimes.length} validations, best AUC ${Math.max(...evalTimes.map((e) => e.auc)).toFixed(3)})`}`);
-  for (const e of result.metrics.evals as { epoch: number; attentionAuc: number; attentionPrecisionAt5: number; attentionChance: number; attentionSlides: number }[]) {
-    if (e.attentionSlides) console.log(`${stamp()} attention, validation epoch ${e.epoch}: lesion-vs-other AUC ${e.attentionAuc.toFixed(3)}, precision@5 ${e.attentionPrecisionAt5.toFixed(2)} (chance ${e.attentionChance.toFixed(2)}) on ${e.attentionSlides} positive slides`);
+  for (const e of result.metrics.evals as { epoch: number; step: number; attentionAuc: number; attentionPrecisionAt5: number; attentionChance: number; attentionSlides: number }[]) {
+    if (e.attentionSlides) console.log(`${stamp()} attention, validation after step ${e.step}: lesion-vs-other AUC ${e.attentionAuc.toFixed(3)}, precision@5 ${e.attentionPrecisionAt5.toFixed(2)} (chance ${e.attentionChance.toFixed(2)}) on ${e.attentionSlides} positive slides`);
   }
   if (mode === 'train') console.log(`${stamp()} ${sm.steps} steps: loss ${sm.firstLoss?.toFixed(4)} -> ${sm.lastLoss?.toFixed(4)} (last-epoch mean ${sm.finalTrainLoss?.toFixed(4)}), final AUC ${sm.finalAuc?.toFixed(3)}, ${sm.tilesPerSec?.toFixed(2)} tiles/s overall, ${sm.medianTilesPerSec?.toFixed(2)} tiles/s median step; ranks: ${sm.adapters.join('; ')}`);
   if (mode === 'equivalence') {

@@ -495,7 +495,7 @@ export class Engine {
       onSlide?.(i + 1, val.length);
     }
     const auc = rocAuc(slides.map((s) => s.prob), slides.map((s) => s.label));
-    return { kind: 'eval', epoch: Math.floor(this.stepIndex / this.sampler.stepsPerEpoch), step: this.stepIndex, slides, auc, wallMs: performance.now() - t0, ...(setAside.length ? { setAside } : {}) };
+    return { kind: 'eval', epoch: this.stepIndex / this.sampler.stepsPerEpoch, step: this.stepIndex, slides, auc, wallMs: performance.now() - t0, ...(setAside.length ? { setAside } : {}) };
   }
 
   /** Packed aggregator weights [P_agg]. */

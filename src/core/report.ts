@@ -57,6 +57,7 @@ export interface EvalSlide {
 
 export interface EvalReport {
   kind: 'eval';
+  /** Epochs done when it ran: whole at an epoch's end, fractional for a validation every N steps (`evalEvery`), e.g. 1/3 after step 12 of a 36-step epoch. */
   epoch: number;
   step: number;
   slides: EvalSlide[];

@@ -6,7 +6,7 @@ import { SlideCanvas } from './SlideCanvas.tsx';
 import { SlideViewer } from './SlideViewer.tsx';
 import { tileImage } from './slide-images.ts';
 import type { DataSet, SlideInfo } from '../lab/dataset.ts';
-import { fixed } from './format.ts';
+import { epochs, fixed } from './format.ts';
 
 function TileThumb({ data, slide, index, score, lesion }: { data: DataSet; slide: SlideInfo; index: number; score: number; lesion: boolean }) {
   const ref = useRef<HTMLCanvasElement>(null);
@@ -95,7 +95,7 @@ export function AttentionPanel({ focus }: { focus: string | null }) {
                 <input type="checkbox" data-testid="zoom-toggle" checked={zoom} onChange={(e) => setZoom(e.target.checked)} /> zoomable viewer
               </label>
             )}
-            <span className="muted">epoch {ev.epoch}, step {ev.step}</span>
+            <span className="muted">epoch {epochs(ev.epoch)}, step {ev.step}</span>
           </div>
           {ev.attention && ev.attention.slides > 0 ? (
             <p data-testid="attention-score">

@@ -6,7 +6,7 @@ import { mean } from '../core/stats.ts';
 import type uPlot from 'uplot';
 import { useLab } from './store.ts';
 import { Chart } from './Chart.tsx';
-import { download, duration, fixed } from './format.ts';
+import { download, duration, epochs, fixed } from './format.ts';
 import { RankList } from './SetupPanel.tsx';
 
 function Bar({ value, max, label, testId }: { value: number; max: number; label: string; testId: string }) {
@@ -117,7 +117,7 @@ export function TrainPanel() {
         <Chart testId="chart-auc" title="Validation AUC per epoch (95% bootstrap CI)" data={aucData} scales={{ y: { range: [0, 1] } }} axes={[{ label: 'epoch', incrs: [1, 2, 5, 10, 20, 50, 100] }, {}]} series={[{ label: 'epoch' }, { label: 'AUC', stroke: '#2c3e50', points: { show: true, size: 6 } }, { label: 'lower', stroke: '#aab7b8', dash: [4, 4] }, { label: 'upper', stroke: '#aab7b8', dash: [4, 4] }]} />
         <Chart
           testId="chart-roc"
-          title={lastEval ? `ROC, epoch ${lastEval.epoch} (AUC ${fixed(lastEval.auc)}), 95% band` : 'ROC (after the first epoch)'}
+          title={lastEval ? `ROC, epoch ${epochs(lastEval.epoch)} (AUC ${fixed(lastEval.auc)}), 95% band` : 'ROC (after the first epoch)'}
           data={rocData}
           scales={{ x: { time: false, range: [0, 1] }, y: { range: [0, 1] } }}
           bands={[{ series: [3, 2], fill: 'rgba(41,128,185,0.15)' }]}

@@ -7,6 +7,8 @@ export function duration(ms: number): string {
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
+/** Epochs done, as a validation reports it: `2`, or `0.33` for one every N steps mid-epoch. */
+export const epochs = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
 export const fixed = (v: number | undefined, d = 3) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(d));
 export const sci = (v: number) => (Number.isFinite(v) ? v.toExponential(2) : '–');
 

@@ -3,9 +3,12 @@
 // WebAssembly (decode-j2k.ts) and WebP through libwebp in WebAssembly (decode-webp.ts), each
 // loaded on its first tile, plus the conversion of the decoded samples to RGB. Runs in Node, in
 // workers and on the main thread; decode-native.ts falls back to it. A JPEG tile's frame header
-// is checked against the tile before geotiff's decoder allocates its output.
+// is checked against the tile before geotiff's decoder allocates its output; Deflate, LZW and
+// PackBits are decompressed within the block's size (decompress.ts) and only the predictor is
+// left to geotiff (its raw codec).
 import { getDecoder } from 'geotiff';
 import type { OpenJpegModule } from './decode-j2k.ts';
+import { decompressBlock, isBoundedCompression } from './decompress.ts';
 import { isAbortError, SlideError, throwIfAborted } from './errors.ts';
 import { checkJpegFrame, samplesToRgb, whiteTile, type RawTile, type TileDecoder } from './raw-tile.ts';
 
@@ -36,10 +39,12 @@ export function createJsDecoder(options: JsDecoderOptions = {}): TileDecoder {
     if (tile.compression === 50001) return (await import('./decode-webp.ts')).decodeWebpTile(tile);
     throwIfAborted(signal, tile.file); // a stopped run decodes no further tile
     if (tile.compression === 7) checkJpegFrame(tile);
-    const key = `${tile.file}#${tile.levelKey}#${tile.width}x${tile.height}x${tile.samplesPerPixel}`;
+    const bounded = isBoundedCompression(tile.compression); // decompressed here; geotiff's raw codec applies the predictor
+    const compression = bounded ? 1 : tile.compression;
+    const key = `${tile.file}#${tile.levelKey}#${compression}#${tile.width}x${tile.height}x${tile.samplesPerPixel}`;
     let codec = codecs.get(key);
     if (!codec) {
-      codec = getDecoder(tile.compression, {
+      codec = getDecoder(compression, {
         tileWidth: tile.width,
         tileHeight: tile.height,
         planarConfiguration: tile.planarConfiguration,
@@ -53,11 +58,11 @@ export function createJsDecoder(options: JsDecoderOptions = {}): TileDecoder {
     }
     let decoded: ArrayBuffer;
     try {
-      const input = tile.bytes.slice().buffer as ArrayBuffer; // codecs may keep or detach the buffer
+      const input = (bounded ? decompressBlock(tile) : tile.bytes.slice()).buffer as ArrayBuffer; // codecs may keep or detach the buffer
       decoded = await (await codec).decode(input);
       throwIfAborted(signal, tile.file);
     } catch (e) {
-      if (isAbortError(e)) throw e;
+      if (isAbortError(e) || e instanceof SlideError) throw e; // SlideError: over the block's limit (decompress.ts)
       const why = e instanceof Error ? e.message : typeof e === 'string' ? e : JSON.stringify(e) ?? String(e); // pako throws bare strings
       throw new SlideError(tile.file, `corrupt tile data (${why.split('\n')[0] || 'decoder failed'})`);
     }
@@ -82,7 +87,7 @@ export async function decodePlanes(tile: RawTile, decodeOne: TileDecoder, signal
   const out = new Uint8Array(n * 3);
   for (let c = 0; c < (colour ? 3 : 1); c++) {
     const grey = await decodeOne({
-      ...tile, bytes: planes[c], planes: undefined, samplesPerPixel: 1, bitsPerSample: [tile.bitsPerSample[c] ?? 8],
+      ...tile, bytes: planes[c], planes: undefined, samplesPerPixel: 1, bitsPerSample: [tile.bitsPerSample[c] ?? 8], block: `${tile.block ?? 'tile'} plane ${c}`,
       planarConfiguration: 1, photometric: colour ? 1 : tile.photometric,
     }, signal); // [h, w, 3], three equal channels
     for (let i = 0; i < n; i++) {

@@ -18,6 +18,10 @@ export interface RawTile {
   /** Decoded block size: tile size, or (image width, rows in this strip). */
   width: number;
   height: number;
+  /** Rows of a full block (TileLength or RowsPerStrip; more than `height` for a short last strip, which a writer may pad to it). */
+  storedHeight?: number;
+  /** Which block this is, for errors ('tile 12', 'strip 3'). */
+  block?: string;
   samplesPerPixel: number;
   bitsPerSample: number[];
   planarConfiguration: number;

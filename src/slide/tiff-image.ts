@@ -96,7 +96,7 @@ export class TiffImage {
     const ifd = this.ifd;
     return {
       file: this.src.name, levelKey: ifd.offset, bytes: planes[0], compression: ifd.compression, photometric: ifd.photometric,
-      width: ifd.tileWidth, height: this.blockHeight(ty), samplesPerPixel: ifd.samplesPerPixel,
+      width: ifd.tileWidth, height: this.blockHeight(ty), storedHeight: ifd.tileHeight, block: `${what} ${index}`, samplesPerPixel: ifd.samplesPerPixel,
       bitsPerSample: ifd.bitsPerSample, planarConfiguration: ifd.planarConfiguration, predictor: ifd.predictor,
       jpegTables: table.jpegTables, ...(this.planes > 1 ? { planes } : {}),
     };

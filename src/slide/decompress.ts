@@ -60,7 +60,7 @@ export function decompressBlock(tile: RawTile): Uint8Array {
     const bits = new Set(size.bits).size === 1 ? `${size.bits[0]}-bit` : size.bits.join('/') + '-bit';
     throw new SlideError(tile.file, `${tile.block ?? 'tile'}: ${codec} data decompresses to more than ${size.limit} bytes, over the limit for a ` +
       `${tile.width}x${Math.max(tile.height, tile.storedHeight ?? 0)} block of ${size.samples} ${bits} sample${size.samples > 1 ? 's' : ''} ` +
-      `(${size.expected} bytes, plus one row and ${SLACK_BYTES} bytes of slack); refused before inflating further`, 'absurd-dimensions');
+      `(${size.expected} bytes, plus one row and ${SLACK_BYTES} bytes of slack); refused before decompressing further`, 'absurd-dimensions');
   }
 }
 

@@ -1,4 +1,5 @@
-// Types for pako (ships none): only the streaming Inflate that decompress.ts uses.
+// Types for pako (ships none): only the streaming Inflate that decompress.ts uses and the
+// streaming Deflate that the test bombs (testing/bombs.ts) are made with.
 
 declare module 'pako' {
   export class Inflate {
@@ -13,5 +14,13 @@ declare module 'pako' {
     err: number;
     msg: string;
     chunks: Uint8Array[];
+  }
+  export class Deflate {
+    constructor(options?: { level?: number; chunkSize?: number });
+    /** Feeds input; `true` marks its end. */
+    push(data: Uint8Array, flushMode?: boolean | number): boolean;
+    result: Uint8Array;
+    err: number;
+    msg: string;
   }
 }

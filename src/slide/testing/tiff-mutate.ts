@@ -2,7 +2,9 @@
 // in a browser worker): it finds the IFDs and where each field lives in a valid TIFF (classic or
 // BigTIFF, either byte order) and breaks what a reader trusts: truncations, value offsets past
 // the end, IFD loops, absurd dimensions and tile sizes, tile byte counts and offsets that lie,
-// huge tag and entry counts, bad field types and codes, random bytes in IFDs and tile data.
+// huge tag and entry counts, bad field types and codes, random bytes in IFDs and tile data, and
+// decompression bombs (a tile replaced by Deflate, LZW or PackBits data of megabytes of zeros).
+import { deflateBomb, lzwBomb, packBitsBomb } from './bombs.ts';
 
 /** xorshift32: the same mutants on every run. */
 export function rng(seed: number): () => number {
@@ -76,6 +78,16 @@ function setScalar(b: Uint8Array, l: Layout, e: Entry, value: number): void {
   writer(b, l)(e.valuePos, Math.min(size, l.big ? 8 : 4), size === 2 ? Math.min(value, 0xffff) : value);
 }
 
+/** The bombs, made once: [compression, name, data, decoded bytes]. */
+let bombs: [number, string, Uint8Array, number][] | null = null;
+function theBombs(): [number, string, Uint8Array, number][] {
+  if (!bombs) {
+    const lzw = lzwBomb(3);
+    bombs = [[8, 'Deflate', deflateBomb(16 * 2 ** 20), 16 * 2 ** 20], [5, 'LZW', lzw.bytes, lzw.decodedLength], [32773, 'PackBits', packBitsBomb(2 ** 16), 2 ** 23]];
+  }
+  return bombs;
+}
+
 export const MUTATIONS: Record<string, Mutation> = {
   truncate: (b, _l, r) => { const n = Math.floor(r() ** 2 * b.length); return [b.slice(0, n), `cut to ${n} bytes`]; },
   'truncate-in-ifds': (b, l, r) => { const d = pick(r, l.ifds); const n = d.offset + Math.floor(r() * (d.nextPos - d.offset + 8)); return [b.slice(0, n), `cut at ${n}, inside the IFD at ${d.offset}`]; },
@@ -125,6 +137,22 @@ export const MUTATIONS: Record<string, Mutation> = {
     const v = pick(r, [0, 2, 3, 4, 6, 7, 9, 16, 255, 33003, 33004, 33005, 50001, 65535]);
     if (e) setScalar(b, l, e, v);
     return [b, `tag ${e?.tag} = ${v}`];
+  },
+  'decompression-bomb': (b, l, r) => {
+    const d = pick(r, l.ifds.filter((x) => x.entries.some((e) => e.tag === 324 || e.tag === 273) && x.entries.some((e) => e.tag === 259)));
+    if (!d) return [b, 'no image with tiles or strips'];
+    const offsets = d.entries.find((e) => e.tag === 324 || e.tag === 273)!;
+    const counts = d.entries.find((e) => e.tag === 325 || e.tag === 279);
+    const [compression, codec, bomb, decoded] = pick(r, theBombs());
+    const at = b.length + (b.length & 1); // the bomb is appended; the first tile (or strip) points at it
+    const out = new Uint8Array(at + bomb.length);
+    out.set(b);
+    out.set(bomb, at);
+    const w = writer(out, l);
+    w(offsets.valueAt, SIZE[offsets.type] ?? 4, at);
+    if (counts) w(counts.valueAt, SIZE[counts.type] ?? 4, bomb.length);
+    setScalar(out, l, d.entries.find((e) => e.tag === 259)!, compression);
+    return [out, `tile 0 of the IFD at ${d.offset}: ${codec} (${compression}) of ${bomb.length} bytes that decodes to ${decoded}`];
   },
   'tile-data': (b, l, r) => {
     const e = pick(r, entriesWith(l, [324, 273]));

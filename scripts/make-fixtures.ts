@@ -6,7 +6,7 @@
 // Usage: npx tsx scripts/make-fixtures.ts [--force]. Tests call ensureFixtures().
 // `--reference-slides DIR` writes instead the small slides committed under fixtures/slides/ that
 // are made with the project's own encoders (scripts/golden/make_slide_refs.py calls it; the 4:2:0
-// JPEG 2000 variant runs Debian's `vips` per tile).
+// JPEG 2000 variant runs Debian's `vips` per tile, the 4:2:2 one OpenJPEG's `opj_compress`).
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { deflateSync } from 'node:zlib';
@@ -86,7 +86,7 @@ function svs(base: Uint8Array, w: number, h: number, o: { tile: number; ycbcr: b
   ];
 }
 
-type J2kKind = 'rgb' | 'rgb-lossy' | 'ycbcr' | 'ycbcr-mct' | 'ycbcr-420';
+type J2kKind = 'rgb' | 'rgb-lossy' | 'ycbcr' | 'ycbcr-mct' | 'ycbcr-420' | 'ycbcr-422';
 
 /** A bare JPEG 2000 codestream of RGB [h, w, 3] as libvips's jp2ksave writes it with 4:2:0 chroma (YCbCr, no MCT). */
 async function vipsJ2k420(rgb: Uint8Array, w: number, h: number, work: string, i: number): Promise<Uint8Array> {
@@ -101,6 +101,32 @@ async function vipsJ2k420(rgb: Uint8Array, w: number, h: number, work: string, i
   throw new Error('no codestream in the jp2 file vips wrote');
 }
 
+/**
+ * A bare JPEG 2000 codestream of RGB [h, w, 3] as JFIF YCbCr with 4:2:2 chroma (Cb and Cr
+ * averaged over horizontal pairs: components 1x1, 2x1, 2x1), no MCT, lossy (9/7 wavelet, ratio
+ * 10), coded by OpenJPEG's opj_compress (Debian libopenjp2-tools) from planar raw samples.
+ */
+function opjJ2k422(rgb: Uint8Array, w: number, h: number, work: string, i: number): Uint8Array {
+  const ycc = rgbToYcbcr(rgb); // [h, w, 3]
+  const cw = w / 2;
+  const raw = new Uint8Array(w * h + 2 * cw * h); // planar: Y [h, w], Cb [h, w/2], Cr [h, w/2]
+  for (let p = 0; p < w * h; p++) raw[p] = ycc[p * 3];
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < cw; x++) {
+      const a = (y * w + 2 * x) * 3, b = a + 3;
+      raw[w * h + y * cw + x] = (ycc[a + 1] + ycc[b + 1] + 1) >> 1;
+      raw[w * h + cw * h + y * cw + x] = (ycc[a + 2] + ycc[b + 2] + 1) >> 1;
+    }
+  }
+  const input = join(work, `t${i}.raw`), output = join(work, `t${i}.j2k`);
+  writeFileSync(input, raw);
+  const r = spawnSync('opj_compress', ['-i', input, '-o', output, '-F', `${w},${h},3,8,u@1x1:2x1:2x1`, '-I', '-r', '10', '-mct', '0'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`opj_compress failed (${r.error?.message ?? r.stderr}); install libopenjp2-tools`);
+  const cs = new Uint8Array(readFileSync(output));
+  if (cs[0] !== 0xff || cs[1] !== 0x4f) throw new Error('opj_compress wrote no bare codestream');
+  return cs;
+}
+
 /** PNG bytes of RGB [h, w, 3]. */
 async function pngOf(rgb: Uint8Array, w: number, h: number): Promise<Uint8Array> {
   return new Uint8Array(await sharp(rgb, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer());
@@ -111,12 +137,13 @@ async function pngOf(rgb: Uint8Array, w: number, h: number): Promise<Uint8Array>
  * Aperio writes them). 'rgb': 33005, lossless with MCT; 'rgb-lossy': 33005 at ratio 12;
  * 'ycbcr': 33003, lossless YCbCr components without MCT; 'ycbcr-mct': 33003 whose YCbCr
  * components are coded with the (irreversible) MCT at ratio 12; 'ycbcr-420': 33003 with 4:2:0
- * chroma, coded by libvips (runs `vips`). OpenSlide reads every 33003 codestream as YCbCr.
+ * chroma, coded by libvips (runs `vips`); 'ycbcr-422': 33003 with 4:2:2 chroma, coded by
+ * opj_compress. OpenSlide reads every 33003 codestream as YCbCr.
  */
 async function j2kSvs(base: Uint8Array, w: number, h: number, kind: J2kKind, tile: number): Promise<TiffImageSpec[]> {
   const compression = kind.startsWith('rgb') ? 33005 : 33003;
   const photometric = kind.startsWith('rgb') ? 2 : 6;
-  const work = kind === 'ycbcr-420' ? mkdtempSync(join(tmpdir(), 'j2k420-')) : '';
+  const work = kind === 'ycbcr-420' || kind === 'ycbcr-422' ? mkdtempSync(join(tmpdir(), `j2k${kind.slice(-3)}-`)) : '';
   const level = async (rgb: Uint8Array, lw: number, lh: number, description: string): Promise<TiffImageSpec> => {
     const blocks: Uint8Array[] = [];
     for (const t of cutTiles(rgb, lw, lh, tile, tile)) {
@@ -124,6 +151,7 @@ async function j2kSvs(base: Uint8Array, w: number, h: number, kind: J2kKind, til
       else if (kind === 'rgb-lossy') blocks.push(await encodeJ2kRgb(t, tile, tile, { ratio: 12 }));
       else if (kind === 'ycbcr-mct') blocks.push(await encodeJ2kRgb(rgbToYcbcr(t), tile, tile, { ratio: 12 }));
       else if (kind === 'ycbcr-420') blocks.push(await vipsJ2k420(t, tile, tile, work, blocks.length));
+      else if (kind === 'ycbcr-422') blocks.push(opjJ2k422(t, tile, tile, work, blocks.length));
       else blocks.push((await encodeJ2kYcbcrNoMct(rgbToYcbcr(t), tile, tile)).codestream);
     }
     return { tiled: true, blocks, tags: basicTags({ width: lw, height: lh, compression, photometric, tileWidth: tile, tileHeight: tile, description }) };
@@ -151,7 +179,7 @@ export async function makeReferenceSlides(dir: string): Promise<string[]> {
   writeFileSync(join(dir, 'base.png'), await pngOf(base, W, H));
   const kinds: [string, J2kKind][] = [
     ['aperio-33005-rgb.svs', 'rgb-lossy'], ['aperio-33003-ycbcr.svs', 'ycbcr'],
-    ['aperio-33003-ycbcr-mct.svs', 'ycbcr-mct'], ['aperio-33003-420.svs', 'ycbcr-420'],
+    ['aperio-33003-ycbcr-mct.svs', 'ycbcr-mct'], ['aperio-33003-420.svs', 'ycbcr-420'], ['aperio-33003-422.svs', 'ycbcr-422'],
   ];
   for (const [name, kind] of kinds) writeFileSync(join(dir, name), tiffBytes(layoutTiff(await j2kSvs(base, W, H, kind, 128))));
   // Aperio JPEG (YCbCr, shared tables) with thumbnail strips, label and macro: the fuzz test's JPEG seed.

@@ -2,7 +2,8 @@
 """Makes the committed slide fixtures under fixtures/slides/ and their reference regions.
 
 Slides: Aperio JPEG 2000 SVS files made with the project's own encoders (33005 RGB, 33003 YCbCr
-without MCT, with MCT, and with 4:2:0 chroma coded by libvips), an Aperio-like JPEG SVS with
+without MCT, with MCT, with 4:2:0 chroma coded by libvips, and with 4:2:2 chroma coded by OpenJPEG's
+opj_compress), an Aperio-like JPEG SVS with
 thumbnail, label and macro (the fuzz test's JPEG seed), and TIFFs written by Debian's
 libvips (WebP 50001 lossy and lossless, JPEG 2000 33004 lossy and lossless, pyramids) and
 libtiff's tiffcp (separate colour planes, tiled LZW and stripped Deflate, both with predictor;
@@ -14,7 +15,7 @@ refs.json: OpenSlide (python3-openslide) for the Aperio files and the tiled plan
 cannot read tiled separate planes), libvips (`vips crop`) for the rest. src/slide/reference.test.ts
 reads our regions of the same places and compares.
 
-Needs: libvips-tools, libtiff-tools, python3-openslide (apt). Run: /usr/bin/python3 scripts/golden/make_slide_refs.py
+Needs: libvips-tools, libtiff-tools, libopenjp2-tools, python3-openslide (apt). Run: /usr/bin/python3 scripts/golden/make_slide_refs.py
 """
 import json
 import os
@@ -65,6 +66,7 @@ def main():
         ('aperio-33003-ycbcr.svs', 'JPEG 2000 33003 YCbCr 4:4:4, no MCT (lossless)', True, 'openslide'),
         ('aperio-33003-ycbcr-mct.svs', 'JPEG 2000 33003 YCbCr 4:4:4 with MCT (lossy)', False, 'openslide'),
         ('aperio-33003-420.svs', 'JPEG 2000 33003 YCbCr 4:2:0 (lossy, libvips-coded)', False, 'openslide'),
+        ('aperio-33003-422.svs', 'JPEG 2000 33003 YCbCr 4:2:2 (lossy, opj_compress-coded)', False, 'openslide'),
         ('webp-lossy.tiff', 'WebP 50001 (lossy, Q 85)', False, 'vips'),
         ('webp-lossless.tiff', 'WebP 50001 (lossless)', True, 'vips'),
         ('jp2k-33004.tiff', 'JPEG 2000 33004 (lossy, Q 50)', False, 'vips'),

@@ -9,9 +9,10 @@
 //  - 33005 is RGB: the components as decoded (the codec inverts the codestream's MCT, if any).
 //  - 33003 is YCbCr, as OpenSlide reads it: whatever the codec returns (after inverting the
 //    codestream's MCT, which Aperio files may or may not use) is JFIF YCbCr and is converted with
-//    OpenSlide's rounded tables (ycbcrToRgbOpenSlide). Subsampled chroma is upsampled by
-//    repetition and converted inside the codec (its sYCC path, truncating: within one level of
-//    OpenSlide's rounding).
+//    OpenSlide's rounded tables (ycbcrToRgbOpenSlide). Subsampled chroma (4:2:0, and 4:2:2:
+//    Cb and Cr at 2x1, as the codestream's SIZ says per component) is upsampled by repetition and
+//    converted inside the codec (its sYCC path, truncating: within one level of OpenSlide's
+//    rounding; fixtures/slides has both).
 //  - 33004 is what libvips writes (RGB converted to YCbCr by libvips, then coded with MCT) and
 //    reads back: converted with libvips's truncating matrix (ycbcrToRgbVips) for 3 components.
 import type { OpenJpegModule, OpenJpegModuleOptions } from '@cornerstonejs/codec-openjpeg/wasmjs';

@@ -48,10 +48,12 @@ export const DEVICE_LOST_ERROR = 'DeviceLostError';
  * A fault injected on purpose, honoured only when a test asks for it at init (RankInit.testFault):
  * at the `nth` call (1-based, counted from init) of `call`, the rank's worker
  * 'exit's (process.exit; the browser has no exit, see 'throw'), 'throw's an uncaught error outside
- * any call (the worker's error event), or destroys its WebGPU device ('device-lost') and goes on.
+ * any call (the worker's error event), destroys its WebGPU device ('device-lost') and goes on, or
+ * allocates until its V8 heap is exhausted ('oom': Node ends the worker with
+ * ERR_WORKER_OUT_OF_MEMORY; Chromium takes the whole renderer down, docs/DESIGN.md 4.1).
  */
 export interface TestFault {
-  kind: 'exit' | 'throw' | 'device-lost';
+  kind: 'exit' | 'throw' | 'device-lost' | 'oom';
   call: 'encode' | 'backward' | 'apply' | 'backwardApply';
   nth: number;
 }

@@ -2,7 +2,8 @@
 // buffer of a request or a result travels by transfer instead of being copied. The methods come
 // from RANK_METHODS, never listed here. The main side's link (send, died, terminate) goes into the
 // one rank wrapper, src/transport/rank-wrapper.ts; the worker side reports a lost WebGPU device as
-// a DeviceLostError and honours the test-only fault injection of RankInit.testFault.
+// a DeviceLostError and honours the test-only fault injection of RankInit.testFault (exit, throw,
+// device-lost, oom).
 import * as Comlink from 'comlink';
 import { callRank, rankFrom, type RankApi, type RankInit, type RankMethod } from '../core/protocol.ts';
 import { DEVICE_LOST_ERROR, type TestFault } from '../core/faults.ts';
@@ -74,6 +75,7 @@ export function faultAwareApi(api: RankApi, hooks: RankHooks = {}): RankApi {
         return new Promise(() => undefined); // the call never answers: the worker is going down
       }
       if (f.kind === 'device-lost') hooks.destroyDevice?.();
+      if (f.kind === 'oom') exhaustHeap();
     }
     const lost = hooks.deviceLost?.();
     const onLoss = lost?.then((reason) => Promise.reject(deviceLostError(reason)));
@@ -89,6 +91,15 @@ export function faultAwareApi(api: RankApi, hooks: RankHooks = {}): RankApi {
       throw e;
     }
   });
+}
+
+/**
+ * Tests only (TestFault 'oom'): allocates until this thread's V8 heap is exhausted, synchronously,
+ * as a runaway allocation would; never returns. Arrays of small integers, 256 KiB each, all kept.
+ */
+function exhaustHeap(): never {
+  const kept: number[][] = [];
+  for (;;) kept.push(new Array<number>(1 << 16).fill(kept.length & 0xff));
 }
 
 export function exposeRank(api: RankApi, endpoint?: Comlink.Endpoint, hooks?: RankHooks): void {

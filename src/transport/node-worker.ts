@@ -2,7 +2,7 @@
 // browser workers, each with its own tfjs engine and backend. A worker that dies (an uncaught
 // error, process.exit, termination, ERR_WORKER_OUT_OF_MEMORY under resource limits) fails every
 // call waiting on it at once, as RankCrashed (src/transport/rank-wrapper.ts).
-import { MessageChannel, Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type ResourceLimits } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { RankApi, RankInit } from '../core/protocol.ts';
@@ -14,11 +14,11 @@ const ENTRY = new URL('../../workers/rank.node.mjs', import.meta.url);
 
 export type NodeRank = WorkerRank;
 
-function openNodeWorker(i: number): RankLink {
+function openNodeWorker(i: number, resourceLimits?: ResourceLimits): RankLink {
   // File-backed Blobs (fs.openAsBlob) cannot be cloned: the worker reads their ranges through this port.
   const { port1, port2 } = new MessageChannel();
   const blobs = new BlobServer(port1);
-  const worker = new Worker(ENTRY, { workerData: { blobPort: port2 }, transferList: [port2] });
+  const worker = new Worker(ENTRY, { workerData: { blobPort: port2 }, transferList: [port2], resourceLimits });
   worker.unref();
   const remote = Comlink.wrap<RankApi>(nodeEndpoint(worker));
   // A worker that dies must fail the calls waiting on it, never leave them hanging.
@@ -43,6 +43,7 @@ function openNodeWorker(i: number): RankLink {
   };
 }
 
-export function nodeWorkerRanks(n: number, options?: GuardOptions): NodeRank[] {
-  return Array.from({ length: n }, (_, i) => workerRank(i, () => openNodeWorker(i), options));
+/** `resourceLimits`: each worker's V8 heap limits (tests: a rank that runs out of memory). */
+export function nodeWorkerRanks(n: number, options?: GuardOptions, resourceLimits?: ResourceLimits): NodeRank[] {
+  return Array.from({ length: n }, (_, i) => workerRank(i, () => openNodeWorker(i, resourceLimits), options));
 }

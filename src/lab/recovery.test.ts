@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../core/tf.ts';
 import { parseConfig, type Config } from '../core/config.ts';
 import { delegateRank, type RankApi } from '../core/protocol.ts';
-import type { TestFault } from '../core/faults.ts';
+import { RankCrashed, type TestFault } from '../core/faults.ts';
 import { TOLERANCE } from '../core/equivalence.ts';
 import { normalizedL1 } from '../core/metrics.ts';
 import type { PhaseEvent } from '../core/report.ts';
@@ -18,8 +18,8 @@ import { nodeGpu } from '../runtime/node.ts';
 import { loadSynthetic } from './dataset.ts';
 import { describeFault } from './recovery.ts';
 import { LabSession } from './session.ts';
-import { testDeps } from './testing/session-deps.ts';
-import { Trainer } from './run.ts';
+import { testDeps, until } from './testing/session-deps.ts';
+import { Trainer, type TrainerOptions } from './run.ts';
 
 const base = {
   seed: 13, encoder: { kind: 'tiny-cnn', width: 4 }, tileSize: 16, tiles: 6, microBatch: 3, ranks: 2, epochs: 3,
@@ -43,9 +43,9 @@ function faultyRanks(faults: (TestFault | undefined)[]) {
     });
 }
 
-async function train(cfg: Config, makeRanks: (n: number) => RankApi[], onPhase?: (t: Trainer, e: PhaseEvent) => void, steps = STEPS) {
+async function train(cfg: Config, makeRanks: (n: number) => RankApi[], onPhase?: (t: Trainer, e: PhaseEvent) => void, steps = STEPS, reduction: TrainerOptions['reduction'] = 'star') {
   let trainer: Trainer | null = null;
-  trainer = await Trainer.create({ cfg, data, makeRanks, onPhase: (e) => onPhase?.(trainer!, e), onFault: (n) => process.env.DEBUG_FAULTS && console.log(describeFault(n)) });
+  trainer = await Trainer.create({ cfg, data, makeRanks, reduction, onPhase: (e) => onPhase?.(trainer!, e), onFault: (n) => process.env.DEBUG_FAULTS && console.log(describeFault(n)) });
   const done: number[] = []; // performance.now() at each step's end
   for (let s = 0; s < steps; s++) {
     await trainer.step();
@@ -98,6 +98,79 @@ describe('a rank worker that dies mid-step', () => {
     console.log(
       `[faults] node worker kill: detected in ${(killed.detectedAt - killedAt).toFixed(0)} ms, restored in ${(killed.restoredAt - killed.detectedAt).toFixed(0)} ms, ` +
         `step ${killed.step} done ${(faulted.done[3] - killedAt).toFixed(0)} ms after the kill; throw: restored in ${(thrown.restoredAt - thrown.detectedAt).toFixed(0)} ms; exit: restored in ${(exited.restoredAt - exited.detectedAt).toFixed(0)} ms`,
+    );
+  }, 240_000);
+});
+
+describe('a rank worker that dies during the shared-memory reduction', () => {
+  it('releases the ranks waiting at the barrier at once (not after its 120 s timeout), is restarted from a healthy replica, and the run equals an uninterrupted one', async () => {
+    const cfg = parseConfig(base);
+    const reference = await train(cfg, (n) => inProcessRanks(n)); // the star reduction: the same sums, bit for bit
+    /** Every backwardApply: which rank, when it was sent and settled, and how it failed. */
+    const calls: { rank: number; sentAt: number; settledAt: number; error?: unknown }[] = [];
+    let sync: Int32Array | null = null; // armed at step 3: rank 0 is killed once rank 1 waits at the barrier
+    let killedAt = 0;
+    const faulted = await train(
+      cfg,
+      (n) =>
+        // rank 1: process.exit as its step-1 backwardApply starts (rank 0 computes its share and waits for rank 1's);
+        // rank 0 at step 3: killed from outside while rank 1 waits at the barrier for its share.
+        faultyRanks([undefined, { kind: 'exit', call: 'backwardApply', nth: 2 }])(n).map((r, rank) =>
+          withControls(
+            delegateRank(r, {
+              backwardApply: async (req) => {
+                if (rank === 0 && sync) {
+                  const s = sync;
+                  sync = null;
+                  await until(() => Atomics.load(s, 0) === 1, 60_000); // rank 1 arrived and blocks in Atomics.wait
+                  killedAt = performance.now();
+                  (r as ControlledRank).kill?.();
+                }
+                const call = { rank, sentAt: performance.now(), settledAt: 0, error: undefined as unknown };
+                calls.push(call);
+                try {
+                  return await r.backwardApply(req);
+                } catch (e) {
+                  call.error = e;
+                  throw e;
+                } finally {
+                  call.settledAt = performance.now();
+                }
+              },
+            }),
+            r,
+          ),
+        ),
+      (t, e) => {
+        if (e.step === 3 && e.phase === 'aggregator' && e.at === 'end' && !killedAt) sync = new Int32Array(t.engine.sharedReduce!.sync);
+      },
+      STEPS,
+      'shared',
+    );
+    expect(faulted.faults).toHaveLength(2);
+    const [exited, killed] = faulted.faults;
+    expect(exited).toMatchObject({ kind: 'crashed', rank: 1, call: 'backwardApply', step: 1, restarted: [1], donor: 0, retried: true });
+    expect(killed).toMatchObject({ kind: 'crashed', rank: 0, call: 'backwardApply', step: 3, restarted: [0], donor: 1, retried: true });
+    // The survivors' calls failed as the dead peer's fault, saying so, well before the barrier's timeout.
+    const failed = calls.filter((c) => c.error);
+    expect(failed.map((c) => c.rank).sort()).toEqual([0, 0, 1, 1]); // each fault: the dead rank's own call and its survivor's
+    for (const c of failed) {
+      expect(c.error).toBeInstanceOf(RankCrashed);
+      expect(c.settledAt - c.sentAt).toBeLessThan(20_000);
+    }
+    const survivor = (rank: number) => failed.find((c) => c.rank === rank && /peer rank died/.test(String(c.error)))!;
+    expect((survivor(0).error as RankCrashed).rank).toBe(1); // rank 0 was released because rank 1 died
+    expect(String(survivor(0).error)).toMatch(/^RankCrashed: rank 1, backwardApply: the rank's worker died: seen by rank 0: a peer rank died during the shared-memory gradient reduction/);
+    expect((survivor(1).error as RankCrashed).rank).toBe(0);
+    expect(survivor(1).settledAt - killedAt).toBeLessThan(20_000); // released from its barrier, not after 120 s
+    expect(killed.detectedAt - killedAt).toBeLessThan(20_000);
+    expect(faulted.done[3] - killedAt).toBeLessThan(20_000); // restarted and retried, all within the bound
+    expectSameRun(faulted, reference);
+    // Figures (not asserted): from the kill to the release of the waiting rank, to the restore, and to the retried step's end.
+    console.log(
+      `[faults] shared reduction, node worker killed mid-reduction: waiting rank released ${(survivor(1).settledAt - killedAt).toFixed(0)} ms after the kill, ` +
+        `detected ${(killed.detectedAt - killedAt).toFixed(0)} ms, restored ${(killed.restoredAt - killed.detectedAt).toFixed(0)} ms after detection, step ${killed.step} done ${(faulted.done[3] - killedAt).toFixed(0)} ms after the kill; ` +
+        `exit at backwardApply: rank 0 released after ${(survivor(0).settledAt - survivor(0).sentAt).toFixed(0)} ms in its call, restored ${(exited.restoredAt - exited.detectedAt).toFixed(0)} ms after detection`,
     );
   }, 240_000);
 });

@@ -7,7 +7,7 @@
 // (the engine checks their checksums each step). Then the step is retried. The user sees a notice.
 import type { RankApi } from '../core/protocol.ts';
 import { isRankFault, RankError, type RankFault } from '../core/faults.ts';
-import type { SharedReduceBuffers } from '../core/shared-reduce.ts';
+import { resetShared, type SharedReduceBuffers } from '../core/shared-reduce.ts';
 import type { RankControl } from '../transport/rank-wrapper.ts';
 
 /** What happened and what was done, for the user and the run's record. */
@@ -53,8 +53,6 @@ export async function restoreRanks(ranks: readonly (RankApi & RankControl)[], lo
   // The abandoned step's calls must settle first: a survivor still in its backward would
   // otherwise interleave with the retried step's encode.
   await Promise.all(ranks.map((r) => r.settled?.()));
-  // A shared-memory reduction left mid-barrier (its waiters timed out) starts from zero arrivals.
-  if (shared) Atomics.store(new Int32Array(shared.sync), 0, 0);
   let donor = -1;
   let state: { weights: Float32Array; optimizer: Awaited<ReturnType<RankApi['getOptimizerState']>> } | null = null;
   for (const [i, r] of ranks.entries()) {
@@ -79,5 +77,9 @@ export async function restoreRanks(ranks: readonly (RankApi & RankControl)[], lo
     const opt = state.optimizer;
     if (opt) await r.setOptimizerState({ t: opt.t, m: opt.m.slice(), v: opt.v.slice() });
   }
+  // The shared-memory reduction the fault aborted (its survivors left the barrier at once, or timed
+  // out) starts the retried step from zero arrivals and no abort. No rank is inside it now: every
+  // call has settled, and the dead ranks' deaths (which set the abort word) were all seen.
+  if (shared) resetShared(shared);
   return { donor, restarted };
 }

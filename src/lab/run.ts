@@ -2,7 +2,7 @@
 // and the per-epoch validation (AUC, ROC with a bootstrapped band). The session (pause, resume,
 // checkpoints) and the experiment runners both drive this.
 import type { Config } from '../core/config.ts';
-import { Engine } from '../core/engine.ts';
+import { Engine, type EngineOptions } from '../core/engine.ts';
 import type { BackendInfo, RankApi, RankInfo } from '../core/protocol.ts';
 import type { EvalReport, PhaseEvent, StepReport } from '../core/report.ts';
 import { attentionScore, rocBootstrap, rocCurve, type AttentionScore, type RocPoint } from '../core/metrics.ts';
@@ -56,6 +56,8 @@ export interface TrainerOptions {
   encoderWeights?: Float32Array;
   /** A rank crashed or lost its device and was restored (src/lab/recovery.ts); the step was retried. */
   onFault?: (notice: FaultNotice) => void;
+  /** How the ranks' encoder gradients are summed (EngineOptions.reduction; default 'star'). */
+  reduction?: EngineOptions['reduction'];
 }
 
 /** lesions: slide id -> tile indices with a lesion (planted, or from an annotation file), where known. */
@@ -109,7 +111,7 @@ export class Trainer {
     const raw = options.makeRanks(cfg.ranks);
     const ranks = raw.map((r, i) => guardRank(r, i, { timeoutMs: options.rankTimeoutMs }));
     try {
-      const engine = new Engine(cfg, data.entries, ranks, { onPhase: options.onPhase, encoderWeights: options.encoderWeights });
+      const engine = new Engine(cfg, data.entries, ranks, { onPhase: options.onPhase, encoderWeights: options.encoderWeights, reduction: options.reduction });
       const trainer = new Trainer(engine, ranks, options);
       // Starting a worker and its WebGPU device can take a minute: a stop must not wait for it.
       trainer.rankInfo = await abortable(engine.init(data.tileSpec), options.signal);

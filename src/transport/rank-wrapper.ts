@@ -6,6 +6,7 @@
 // the weights and optimizer state of a healthy replica).
 import { callRank, rankFrom, type RankApi, type RankInfo, type RankInit, type RankMethod } from '../core/protocol.ts';
 import { DEVICE_LOST_ERROR, DeviceLost, RankCrashed, RankError } from '../core/faults.ts';
+import { abortShared, sharedAbort, SHARED_REDUCE_ABORTED, type SharedReduceBuffers } from '../core/shared-reduce.ts';
 
 /** How long one rank call may take before its worker is presumed dead (a step of a large encoder on a slow device can take minutes). */
 export const RANK_TIMEOUT_MS = 10 * 60_000;
@@ -110,9 +111,21 @@ class InFlight {
  * rank and call: RankCrashed when the worker died, DeviceLost when its device was lost.
  */
 export function workerRank(index: number, open: () => RankLink, options: GuardOptions = {}): WorkerRank {
-  let link = open();
-  link.died.catch(() => undefined);
   let lastInit: RankInit | null = null;
+  /** Links ended on purpose (terminate, restart): their death releases nobody. */
+  const retired = new WeakSet<RankLink>();
+  // A worker that dies unasked releases the other ranks from the shared-memory reduction at once
+  // (they would otherwise wait for its share until the barrier's timeout).
+  const watch = (l: RankLink) =>
+    void l.died.catch(() => {
+      if (!retired.has(l) && lastInit?.sharedReduce) abortShared(lastInit.sharedReduce, index, true);
+    });
+  let link = open();
+  watch(link);
+  const retire = () => {
+    retired.add(link);
+    link.terminate();
+  };
   const flight = new InFlight();
   const rank: RankApi = rankFrom((method, arg) => {
     if (method === 'init') {
@@ -120,20 +133,42 @@ export function workerRank(index: number, open: () => RankLink, options: GuardOp
       lastInit = init;
     }
     const current = link;
-    return flight.track(guardCall(index, method, options, () => Promise.race([current.send(method, arg), current.died])));
+    const shared = lastInit?.sharedReduce;
+    const call = guardCall(index, method, options, () => Promise.race([current.send(method, arg), current.died]).catch((e) => Promise.reject(peerFault(index, method, e, shared) ?? e)));
+    // This rank's backwardApply failed (a lost device, an error, a timeout): its share will not come, release the others.
+    if (method === 'backwardApply' && shared) call.catch((e) => void (isPeerAbort(e) || abortShared(shared, index, e instanceof RankCrashed && e.rank === index)));
+    return flight.track(call);
   });
   return Object.assign(rank, {
-    terminate: () => link.terminate(),
+    terminate: retire,
     kill: () => (link.kill ?? link.terminate)(),
     settled: () => flight.settled(),
     restart: async (): Promise<RankInfo> => {
       if (!lastInit) throw new RankError(index, 'restart', 'the rank was never initialised, so there is nothing to restart it as');
-      link.terminate();
+      retire();
       link = open();
-      link.died.catch(() => undefined);
+      watch(link);
       return rank.init({ ...lastInit });
     },
   });
+}
+
+/** The error a rank threw because the shared-memory reduction was aborted by a peer (or that error mapped to the peer's fault). */
+function isPeerAbort(e: unknown): boolean {
+  const cause = (e as { cause?: unknown })?.cause;
+  return [e, cause].some((x) => x instanceof Error && x.name === SHARED_REDUCE_ABORTED);
+}
+
+/**
+ * A rank released from the shared-memory reduction because a peer's worker died fails as that
+ * peer's RankCrashed (the one to restart; its reason says which rank saw it); released because a
+ * peer's call failed otherwise, as this rank's RankError saying so. Null for any other error.
+ */
+function peerFault(index: number, method: string, e: unknown, shared?: SharedReduceBuffers): RankError | null {
+  if (!shared || !(e instanceof Error) || e.name !== SHARED_REDUCE_ABORTED) return null;
+  const peer = sharedAbort(shared);
+  if (!peer?.died) return new RankError(index, method, e.message.replace(/^rank \d+: /, ''), { cause: e });
+  return new RankCrashed(peer.rank, method, `seen by rank ${index}: a peer rank died during the shared-memory gradient reduction, so rank ${index} left the barrier at once and applied nothing`, { cause: e });
 }
 
 /** Guards a rank of any transport: timeout and error context per call, in-flight tracking; its controls pass through. */

@@ -3,9 +3,9 @@
 // WebAssembly (decode-j2k.ts) and WebP through libwebp in WebAssembly (decode-webp.ts), each
 // loaded on its first tile, plus the conversion of the decoded samples to RGB. Runs in Node, in
 // workers and on the main thread; decode-native.ts falls back to it. A JPEG tile's frame header
-// is checked against the tile before geotiff's decoder allocates its output; Deflate, LZW and
-// PackBits are decompressed within the block's size (decompress.ts) and only the predictor is
-// left to geotiff (its raw codec).
+// is checked against the tile before geotiff's decoder allocates its output; Deflate, LZW,
+// PackBits and ZSTD are decompressed within the block's size (decompress.ts), and only the
+// predictor is left to geotiff (its raw codec).
 import { getDecoder } from 'geotiff';
 import type { OpenJpegModule } from './decode-j2k.ts';
 import { decompressBlock, isBoundedCompression } from './decompress.ts';
@@ -58,7 +58,7 @@ export function createJsDecoder(options: JsDecoderOptions = {}): TileDecoder {
     }
     let decoded: ArrayBuffer;
     try {
-      const input = (bounded ? decompressBlock(tile) : tile.bytes.slice()).buffer as ArrayBuffer; // codecs may keep or detach the buffer
+      const input = (bounded ? await decompressBlock(tile) : tile.bytes.slice()).buffer as ArrayBuffer; // codecs may keep or detach the buffer
       decoded = await (await codec).decode(input);
       throwIfAborted(signal, tile.file);
     } catch (e) {

@@ -1,16 +1,17 @@
 // Decompression bombs (issue #11): a tile whose few compressed KB would decode to hundreds of MB
 // is refused with one line naming the file, the tile and the limit, without the memory; the other
-// tiles still read. The bounded LZW and PackBits decoders decode as geotiff's did.
+// tiles still read (Deflate, LZW, PackBits, ZSTD). The bounded LZW and PackBits decoders decode as
+// geotiff's did.
 import { once } from 'node:events';
 import { createDeflate, deflateSync } from 'node:zlib';
 import { getDecoder } from 'geotiff';
 import { describe, expect, it } from 'vitest';
 import type { ByteSource } from './byte-source.ts';
-import { blockBytes, decompressBlock, lzwDecode, packBitsDecode } from './decompress.ts';
+import { blockBytes, decompressBlock, lzwDecode, packBitsDecode, zstdBounded } from './decompress.ts';
 import { SlideError } from './errors.ts';
 import type { RawTile } from './raw-tile.ts';
 import { openSlide } from './source.ts';
-import { lzwBomb, packBitsBomb } from './testing/bombs.ts';
+import { lzwBomb, packBitsBomb, zstdBomb } from './testing/bombs.ts';
 import { basicTags, layoutTiff, tiffBytes } from './testing/tiff-writer.ts';
 
 const MiB = 2 ** 20;
@@ -52,7 +53,7 @@ const rawTile = (compression: number, bytes: Uint8Array, width = 64, height = 64
 });
 
 /** Runs `fn`, expecting the over-limit SlideError; returns it and the growth of resident memory (bytes). */
-async function refusal(fn: () => Promise<unknown> | unknown): Promise<{ error: SlideError; rss: number; ms: number }> {
+async function refusal(fn: () => Promise<unknown> | unknown, code = 'absurd-dimensions'): Promise<{ error: SlideError; rss: number; ms: number }> {
   const before = process.memoryUsage().rss;
   const t0 = performance.now();
   let error: unknown = null;
@@ -64,7 +65,7 @@ async function refusal(fn: () => Promise<unknown> | unknown): Promise<{ error: S
   const ms = performance.now() - t0;
   const rss = process.memoryUsage().rss - before;
   expect(error).toBeInstanceOf(SlideError);
-  expect((error as SlideError).code).toBe('absurd-dimensions');
+  expect((error as SlideError).code).toBe(code);
   expect((error as SlideError).message).not.toMatch(/[\r\n]/);
   return { error: error as SlideError, rss, ms };
 }
@@ -107,6 +108,17 @@ describe('decompression bombs are refused within the tile size', () => {
     const b = await refusal(() => decompressBlock(rawTile(32773, packBitsBomb(MiB))));
     expect(b.error.message).toMatch(/^unit\.tiff: tile 0: PackBits data decompresses to more than \d+ bytes/);
     expect(b.rss).toBeLessThan(150 * MiB);
+  });
+
+  it('a ZSTD tile of 200 MiB of zeros with no content size is refused; one that fits decodes', async () => {
+    const bomb = zstdBomb(1600); // 6.4 KB
+    const z = await refusal(() => decompressBlock(rawTile(50000, bomb)), 'corrupt');
+    console.log(`${z.error.message} (ZSTD bomb ${bomb.length} bytes for ${1600 * 2 ** 17}; resident memory +${(z.rss / MiB).toFixed(1)} MiB)`);
+    expect(z.error.message).toMatch(/^unit\.tiff: tile 0: ZSTD data does not decode within \d+ bytes, the limit for a 64x64 block/);
+    expect(z.rss).toBeLessThan(150 * MiB);
+    const fits = await zstdBounded(zstdBomb(2), 2 ** 18);
+    expect([fits.length, fits.every((v) => v === 0)]).toEqual([2 ** 18, true]);
+    expect((await zstdBounded(zstdBomb(2), 2 ** 18 - 1)).length).toBe(0);
   });
 
   it('a short last strip padded to the full RowsPerStrip still decodes (the slack)', async () => {

@@ -1,22 +1,26 @@
 /// <reference path="./pako.d.ts" />
 // Bounded decompression of the TIFF codecs whose output a hostile file could blow up: Deflate
-// (8, 32946; a few KB of zeros inflate to gigabytes), LZW (5; up to ~2700x) and PackBits (32773;
-// up to 64x). A block never decodes to more than what it holds (blockBytes: width x rows x the
-// bits of its samples) plus one row and 1 KiB of slack; past that the decoder stops and the tile
-// is refused with a SlideError ('absurd-dimensions') naming the file, the tile and the limit, so
-// memory stays at the block's own size whatever the compressed bytes say.
+// (8, 32946; a few KB of zeros inflate to gigabytes), LZW (5; up to ~2700x), PackBits (32773;
+// up to 64x) and ZSTD (50000; a frame may claim any size, or none). A block never decodes to more
+// than what it holds (blockBytes: width x rows x the bits of its samples) plus one row and 1 KiB
+// of slack; past that the decoder stops and the tile is refused with a SlideError
+// ('absurd-dimensions') naming the file, the tile and the limit, so memory stays at the block's
+// own size whatever the compressed bytes say.
 //  - Deflate streams through pako's Inflate in 64 KiB chunks (the same inflater geotiff's codec
 //    used, so valid and tolerated-corrupt data decode exactly as before) and stops at the limit.
 //  - LZW and PackBits are ports of geotiff's decoders (same bit reader, early change, the same
 //    leniencies) writing into one buffer of the limit's size instead of a growing JS array.
 //    Unlike geotiff's, the LZW dictionary holds all 4096 codes (geotiff's held 4093 and looped
 //    forever on a code past them).
+//  - ZSTD decodes with zstddec (geotiff's codec) into a buffer of the limit: zstd stops there
+//    with an error, which zstddec cannot tell from corrupt data, so that tile is refused as
+//    corrupt or over the limit ('corrupt', the limit stated).
 // The predictor is applied afterwards by geotiff's raw codec (decode-js.ts).
 import { Inflate } from 'pako';
 import { SlideError } from './errors.ts';
 import type { RawTile } from './raw-tile.ts';
 
-const CODECS: Record<number, string> = { 5: 'LZW', 8: 'Deflate', 32946: 'Deflate', 32773: 'PackBits' };
+const CODECS: Record<number, string> = { 5: 'LZW', 8: 'Deflate', 32946: 'Deflate', 32773: 'PackBits', 50000: 'ZSTD' };
 
 /** Whether `compression` is decompressed here (bounded) rather than by geotiff's codecs. */
 export const isBoundedCompression = (compression: number): boolean => compression in CODECS;
@@ -43,25 +47,49 @@ class OverLimit extends Error {
 }
 
 /**
- * Decompresses one block's LZW, Deflate or PackBits bytes: [<= limit] bytes, in a buffer of its
- * own (the predictor runs in place on it). Throws a SlideError ('absurd-dimensions') when the data
- * would decompress past the block's limit, and a plain Error for corrupt data (the caller names it).
+ * Decompresses one block's LZW, Deflate, PackBits or ZSTD bytes: [<= limit] bytes, in a buffer of
+ * its own (the predictor runs in place on it). Throws a SlideError ('absurd-dimensions') when the
+ * data would decompress past the block's limit, and a plain Error for corrupt data (the caller names it).
  */
-export function decompressBlock(tile: RawTile): Uint8Array {
+export async function decompressBlock(tile: RawTile): Promise<Uint8Array> {
   const codec = CODECS[tile.compression];
   if (!codec) throw new Error(`compression ${tile.compression} is not decompressed here`);
   const size = blockBytes(tile);
+  const bits = new Set(size.bits).size === 1 ? `${size.bits[0]}-bit` : size.bits.join('/') + '-bit';
+  const what = `the limit for a ${tile.width}x${Math.max(tile.height, tile.storedHeight ?? 0)} block of ${size.samples} ${bits} sample${size.samples > 1 ? 's' : ''} ` +
+    `(${size.expected} bytes, plus one row and ${SLACK_BYTES} bytes of slack)`;
   try {
     if (tile.compression === 5) return lzwDecode(tile.bytes, size.limit);
     if (tile.compression === 32773) return packBitsDecode(tile.bytes, size.limit);
+    if (tile.compression === 50000) {
+      const out = await zstdBounded(tile.bytes, size.limit);
+      if (out.length === 0 && tile.bytes.length > 0) {
+        throw new SlideError(tile.file, `${tile.block ?? 'tile'}: ZSTD data does not decode within ${size.limit} bytes, ${what}: corrupt, or more than the block holds; refused`);
+      }
+      return out;
+    }
     return inflateBounded(tile.bytes, size.limit);
   } catch (e) {
     if (!(e instanceof OverLimit)) throw e;
-    const bits = new Set(size.bits).size === 1 ? `${size.bits[0]}-bit` : size.bits.join('/') + '-bit';
-    throw new SlideError(tile.file, `${tile.block ?? 'tile'}: ${codec} data decompresses to more than ${size.limit} bytes, over the limit for a ` +
-      `${tile.width}x${Math.max(tile.height, tile.storedHeight ?? 0)} block of ${size.samples} ${bits} sample${size.samples > 1 ? 's' : ''} ` +
-      `(${size.expected} bytes, plus one row and ${SLACK_BYTES} bytes of slack); refused before decompressing further`, 'absurd-dimensions');
+    throw new SlideError(tile.file, `${tile.block ?? 'tile'}: ${codec} data decompresses to more than ${size.limit} bytes, over ${what}; ` +
+      'refused before decompressing further', 'absurd-dimensions');
   }
+}
+
+let zstd: Promise<{ decode(input: Uint8Array, size: number): Uint8Array }> | null = null;
+
+/** ZSTD data decoded into at most `limit` bytes; empty when it does not fit or is corrupt (zstddec reports no error). */
+export async function zstdBounded(input: Uint8Array, limit: number): Promise<Uint8Array> {
+  if (!zstd) {
+    zstd = import('zstddec/stream').then(async ({ ZSTDDecoder }) => {
+      const d = new ZSTDDecoder();
+      await d.init();
+      return d;
+    });
+    zstd.catch(() => (zstd = null));
+  }
+  // With a size given, zstddec allocates it and zstd decodes into it, stopping with an error past it.
+  return (await zstd).decode(input, limit); // a copy out of the wasm heap
 }
 
 /** zlib (Deflate) data, inflated in 64 KiB chunks; throws OverLimit once the output passes `limit`. */

@@ -2,7 +2,7 @@
 // JPEG 2000, libvips WebP and JPEG 2000 pyramids, separate-plane LZW/Deflate). Mutations aim at
 // what a reader trusts: truncations, value offsets past the end, IFD loops, absurd dimensions and
 // tile sizes, tile byte counts and offsets that lie, huge tag counts, bad field types and codes,
-// random bytes in IFDs and tile data, and decompression bombs (Deflate, LZW, PackBits). Every mutant is opened and read (a level-0 region, the
+// random bytes in IFDs and tile data, and decompression bombs (Deflate, LZW, PackBits, ZSTD). Every mutant is opened and read (a level-0 region, the
 // smallest level, the associated images) and must end within the bound with pixels or one
 // SlideError line that names the file; anything else (another error type, a hang) fails. The
 // reader refuses what would need more than its memory limits (limits.ts) before allocating; the

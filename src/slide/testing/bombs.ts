@@ -1,7 +1,7 @@
 /// <reference path="../pako.d.ts" />
 // Decompression bombs for the slide tests (decompress.test.ts, the fuzz mutator): small tile data
-// that decodes to far more than any tile holds. All decode to zeros. Portable (the fuzz mutator
-// also runs for the browser e2e spec).
+// that decodes to far more than any tile holds (Deflate, LZW, PackBits, ZSTD), all zeros.
+// Portable (the fuzz mutator also runs for the browser e2e spec).
 import { Deflate } from 'pako';
 
 /** zlib data of `bytes` zeros, deflated 1 MiB at a time (about 1 KB per MiB). */
@@ -64,5 +64,19 @@ export function lzwBomb(dictionaries: number, lastCode = 4094): { bytes: Uint8Ar
 export function packBitsBomb(runs: number): Uint8Array {
   const out = new Uint8Array(runs * 2);
   for (let i = 0; i < runs; i++) out[i * 2] = 0x81; // -127: repeat the next byte 128 times
+  return out;
+}
+
+/**
+ * A ZSTD frame of `blocks` RLE blocks of 128 KiB zeros (4 bytes each), with no content size in
+ * its header (as libtiff writes ZSTD tiles): decoders learn its size only by decoding.
+ */
+export function zstdBomb(blocks: number): Uint8Array {
+  const out = new Uint8Array(6 + blocks * 4);
+  out.set([0x28, 0xb5, 0x2f, 0xfd, 0x00, 7 << 3]); // magic; no content size, not single-segment; window 2^17
+  for (let i = 0; i < blocks; i++) {
+    const header = (i === blocks - 1 ? 1 : 0) | (1 << 1) | (2 ** 17 << 3); // last?, RLE, 128 KiB
+    out.set([header & 255, (header >> 8) & 255, (header >> 16) & 255, 0], 6 + i * 4);
+  }
   return out;
 }

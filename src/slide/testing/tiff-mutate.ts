@@ -3,8 +3,8 @@
 // BigTIFF, either byte order) and breaks what a reader trusts: truncations, value offsets past
 // the end, IFD loops, absurd dimensions and tile sizes, tile byte counts and offsets that lie,
 // huge tag and entry counts, bad field types and codes, random bytes in IFDs and tile data, and
-// decompression bombs (a tile replaced by Deflate, LZW or PackBits data of megabytes of zeros).
-import { deflateBomb, lzwBomb, packBitsBomb } from './bombs.ts';
+// decompression bombs (a tile replaced by Deflate, LZW, PackBits or ZSTD data of megabytes of zeros).
+import { deflateBomb, lzwBomb, packBitsBomb, zstdBomb } from './bombs.ts';
 
 /** xorshift32: the same mutants on every run. */
 export function rng(seed: number): () => number {
@@ -83,7 +83,8 @@ let bombs: [number, string, Uint8Array, number][] | null = null;
 function theBombs(): [number, string, Uint8Array, number][] {
   if (!bombs) {
     const lzw = lzwBomb(3);
-    bombs = [[8, 'Deflate', deflateBomb(16 * 2 ** 20), 16 * 2 ** 20], [5, 'LZW', lzw.bytes, lzw.decodedLength], [32773, 'PackBits', packBitsBomb(2 ** 16), 2 ** 23]];
+    bombs = [[8, 'Deflate', deflateBomb(16 * 2 ** 20), 16 * 2 ** 20], [5, 'LZW', lzw.bytes, lzw.decodedLength], [32773, 'PackBits', packBitsBomb(2 ** 16), 2 ** 23],
+      [50000, 'ZSTD', zstdBomb(512), 2 ** 26]];
   }
   return bombs;
 }

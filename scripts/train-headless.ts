@@ -54,7 +54,11 @@ if (from) {
   // Several files (comma-separated; e.g. --first-repeat runs of one experiment in two processes): their runs together.
   const parts = from.split(',').map((file) => JSON.parse(readFileSync(file, 'utf8')) as PaperFigures);
   const saved = parts[0];
-  const arms = armsOf(saved.settings.ks, saved.settings.frozenKs).map((a) => a.name);
+  // The arms of all parts: e.g. the frozen encoder at more K values, run later on the same splits.
+  const union = (pick: (p: PaperFigures) => number[]) => [...new Set(parts.flatMap(pick))].sort((a, b) => a - b);
+  const ks = union((p) => p.settings.ks);
+  const frozenKs = union((p) => p.settings.frozenKs);
+  const arms = armsOf(ks, frozenKs).map((a) => a.name);
   const runs = parts
     .flatMap((p) => p.runs)
     .filter((r, i, all) => all.findIndex((x) => x.arm === r.arm && x.repeat === r.repeat) === i)
@@ -62,7 +66,7 @@ if (from) {
     // --smooth also sets the final-loss window: the mean of each run's last N steps.
     .map((r) => (smooth ? { ...r, finalTrainLoss: mean(r.losses.slice(-smooth)) } : r));
   const encoder = saved.settings.encoder.replace(/ \(PARTIAL: \d+ runs\)$/, '');
-  const s = { ...saved.settings, encoder, smooth: smooth || saved.settings.smooth, repeats: new Set(runs.map((r) => r.repeat)).size };
+  const s = { ...saved.settings, ks, frozenKs, encoder, smooth: smooth || saved.settings.smooth, repeats: new Set(runs.map((r) => r.repeat)).size };
   const f = summarizePaperFigures(s, armsOf(s.ks, s.frozenKs), runs, Math.max(...parts.map((p) => p.wallMs)));
   const b = await launch();
   try {

@@ -7,8 +7,8 @@
 //   checkpoint, not from step 0, and the run finishes.
 // Two ranks on the cpu backend and synthetic 16 px tiles keep both short.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import { labUrl } from '../tools/chromium.ts';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { CHROMIUM, chromiumArgs, labUrl, watchPage } from '../tools/chromium.ts';
 import { clickSurvivingReload, figures, labBrowserHooks, waitLab } from './lab-page.ts';
 import { TOLERANCE } from '../src/core/equivalence.ts';
 import { normalizedL1 } from '../src/core/metrics.ts';
@@ -24,8 +24,14 @@ const weights = (p: Page) =>
     return { encoder: Array.from(await t.engine.encoderWeights()) as number[], aggregator: Array.from(await t.engine.aggregatorWeights()) as number[] };
   });
 
-async function openReady(p: Page, hash: string): Promise<void> {
-  await p.goto(labUrl(`/#${hash}`), { timeout: 180_000 }); // a cold Vite server transforms the lab's modules first
+/** Each step's wall time and aggregator phase (s), as the run's metrics have them. */
+const stepTimes = (p: Page) =>
+  p.evaluate(() =>
+    'steps (wall/aggregator s): ' + (window as any).slideLab.metricsJson().steps.map((st: { wallMs: number; main: Record<string, number> }) => `${(st.wallMs / 1000).toFixed(1)}/${((st.main.aggregator ?? NaN) / 1000).toFixed(1)}`).join(' '),
+  );
+
+async function openReady(p: Page, hash: string, query = ''): Promise<void> {
+  await p.goto(labUrl(`/${query}#${hash}`), { timeout: 180_000 }); // a cold Vite server transforms the lab's modules first
   await waitLab(p, "lab.data && lab.state === 'ready'", 180_000);
   await p.waitForLoadState('networkidle');
   await waitLab(p, "lab.data && lab.state === 'ready'", 60_000);
@@ -43,7 +49,7 @@ describe("the page's own WebGPU device lost mid-step (mainBackend=webgpu)", () =
     await clickSurvivingReload(page, '[data-testid=btn-start]', 'lab.history.steps.length >= 1');
     await waitLab(page, "lab.state === 'done' || lab.state === 'error'", 180_000);
     const plain = await figures(page);
-    console.log(`uninterrupted run (mainBackend=webgpu): ${((Date.now() - tPlain) / 1000).toFixed(1)} s`);
+    console.log(`uninterrupted run (mainBackend=webgpu): ${((Date.now() - tPlain) / 1000).toFixed(1)} s; ${await stepTimes(page)}`);
     expect(plain.error).toBeNull();
     expect(plain.steps).toHaveLength(4);
     const main = await page.evaluate(() => (window as any).slideLab.mainBackend);
@@ -72,7 +78,7 @@ describe("the page's own WebGPU device lost mid-step (mainBackend=webgpu)", () =
     await waitLab(page, "window.__faults.length > 0 && (lab.state === 'done' || lab.state === 'error')", 240_000);
     const lost = await figures(page);
     const faults = (await page.evaluate(() => (window as any).__faults)) as { kind: string; rank: number; call: string; step: number; text: string }[];
-    console.log(`main device lost at step ${LOSE_AT}: ${faults.map((f) => f.text).join(' | ')}; run with the loss ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(`main device lost at step ${LOSE_AT}: ${faults.map((f) => f.text).join(' | ')}; run with the loss ${((Date.now() - t0) / 1000).toFixed(1)} s; ${await stepTimes(page)}`);
     expect(lost.error).toBeNull();
     expect(lost.state).toBe('done');
     expect(faults).toHaveLength(1);
@@ -94,5 +100,61 @@ describe("the page's own WebGPU device lost mid-step (mainBackend=webgpu)", () =
     expect(diff.encoder).toBeLessThanOrEqual(TOLERANCE.param);
     expect(diff.aggregator).toBeLessThanOrEqual(TOLERANCE.param);
     expect(diff.loss).toBeLessThanOrEqual(TOLERANCE.loss);
+  }, 600_000);
+});
+
+/** Every V8 heap in the renderer (the page's and each worker's) is limited to this; the page needs less. */
+const HEAP_MB = 64;
+/** Rank 1 allocates until its heap is exhausted in step 2's backward (page URL, test only). */
+const OOM = { rank: 1, kind: 'oom', call: 'backward', nth: 3 };
+
+describe('a rank worker out of memory takes the renderer down; reopening the lab resumes from the checkpoint', () => {
+  let browser: Browser;
+  beforeAll(async () => {
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...chromiumArgs(), `--js-flags=--max-old-space-size=${HEAP_MB}`] });
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('the page crashes (no error event reaches it), a new page resumes at the checkpoint step, not 0, and the run finishes', async () => {
+    const context = await browser.newContext(); // one context: the new page sees the crashed one's IndexedDB
+    const page = await context.newPage();
+    const pageLog = watchPage(page);
+    await openReady(page, TINY, `?testFault=${encodeURIComponent(JSON.stringify(OOM))}`);
+    await page.evaluate(() => (window as any).slideLab.discardCheckpoint());
+    let crashedAt = 0;
+    const crashed = new Promise<void>((resolve) => page.once('crash', () => ((crashedAt = Date.now()), resolve())));
+    const t0 = Date.now();
+    await clickSurvivingReload(page, '[data-testid=btn-start]', 'lab.history.steps.length >= 1');
+    await Promise.race([crashed, new Promise((_, reject) => setTimeout(() => reject(new Error(`no renderer crash within 240 s; page said:\n${pageLog.slice(-20).join('\n')}`)), 240_000))]);
+    const errorEvents = pageLog.filter((l) => /rank worker 1 had an uncaught error|out of memory/i.test(l));
+    console.log(`renderer crashed ${((crashedAt - t0) / 1000).toFixed(1)} s after Train (V8 heaps limited to ${HEAP_MB} MB); page log lines about the worker: ${errorEvents.length}`);
+    await page.close().catch(() => undefined);
+
+    // Reopen the lab (without the fault) in the same browser context: it offers the checkpoint.
+    const again = await context.newPage();
+    const againLog = watchPage(again);
+    try {
+      await openReady(again, TINY);
+      await again.waitForSelector('[data-testid=resume-banner]', { timeout: 60_000 });
+      const at = Number(await again.locator('[data-testid=resume-step]').textContent());
+      expect(at).toBe(OOM.nth - 1); // the checkpoint after the last step done, not step 0
+      await again.click('[data-testid=resume-run]');
+      await waitLab(again, "lab.state === 'paused'", 120_000);
+      expect((await figures(again)).steps).toEqual(Array.from({ length: at }, (_, i) => i));
+      await again.click('[data-testid=btn-resume]');
+      await waitLab(again, "lab.state === 'done' || lab.state === 'error'", 180_000);
+      const f = await figures(again);
+      expect(f.error).toBeNull();
+      expect(f.state).toBe('done');
+      expect(f.steps).toEqual([0, 1, 2, 3]);
+      console.log(`resumed at step ${at} and finished: ${((Date.now() - crashedAt) / 1000).toFixed(1)} s from the crash; losses ${f.losses.map((l) => l.toFixed(4)).join(' ')}`);
+    } catch (e) {
+      console.log(againLog.slice(-20).join('\n'));
+      throw e;
+    } finally {
+      await context.close();
+    }
   }, 600_000);
 });

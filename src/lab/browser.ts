@@ -1,8 +1,10 @@
 // The lab's browser wiring: Web Worker ranks (each its own WebGPU device), the main context's
 // backend for the aggregator, IndexedDB checkpoints, and the reference's tile reader.
 import type { Config } from '../core/config.ts';
-import type { BackendInfo } from '../core/protocol.ts';
+import { delegateRank, type BackendInfo, type RankApi } from '../core/protocol.ts';
+import type { TestFault } from '../core/faults.ts';
 import { webWorkerRanks } from '../transport/web-worker.ts';
+import { withControls } from '../transport/rank-wrapper.ts';
 import { makeBrowserTileSource, setupBrowserBackend } from '../runtime/browser.ts';
 import { onDeviceLost, useCpu } from '../runtime/webgpu.ts';
 import { defaultStore } from './checkpoints.ts';
@@ -39,9 +41,32 @@ export async function setupMainBackend(ranks: Config['backend'], choice: MainBac
   return { ...info, why: info.backend === 'webgpu' ? 'auto: hardware WebGPU adapter' : 'auto: no WebGPU here' };
 }
 
+/**
+ * Tests only: the page URL's `?testFault={"rank":1,"kind":"oom","call":"backward","nth":3}` makes
+ * that rank inject the fault (RankInit.testFault) in the first run the page starts; null without it.
+ */
+export function testFaultOf(search = globalThis.location?.search ?? ''): (TestFault & { rank: number }) | null {
+  const raw = new URLSearchParams(search).get('testFault');
+  if (!raw) return null;
+  const f = JSON.parse(raw) as TestFault & { rank: number };
+  if (!Number.isInteger(f.rank) || !['exit', 'throw', 'device-lost', 'oom'].includes(f.kind) || !Number.isInteger(f.nth)) throw new Error(`?testFault=${raw}: want {"rank":R,"kind":"exit|throw|device-lost|oom","call":"encode|backward|apply|backwardApply","nth":N}`);
+  return f;
+}
+
+/** Web Worker ranks; with a test fault, its rank injects it once (the first set of ranks only). */
+function pageRanks(): (n: number) => RankApi[] {
+  let fault = testFaultOf();
+  return (n) => {
+    const ranks = webWorkerRanks(n);
+    const f = fault;
+    fault = null;
+    return f ? ranks.map((r, i) => (i === f.rank ? withControls(delegateRank(r, { init: (x) => r.init({ ...x, testFault: { kind: f.kind, call: f.call, nth: f.nth } }) }), r) : r)) : ranks;
+  };
+}
+
 export function browserDeps(over: Partial<SessionDeps> = {}): SessionDeps {
   return {
-    makeRanks: (n) => webWorkerRanks(n),
+    makeRanks: pageRanks(),
     setupMain: (ranks, main) => setupMainBackend(ranks, main),
     store: defaultStore(),
     referenceTiles: (spec) => makeBrowserTileSource(spec),

@@ -10,8 +10,8 @@
 //    used, so valid and tolerated-corrupt data decode exactly as before) and stops at the limit.
 //  - LZW and PackBits are ports of geotiff's decoders (same bit reader, early change, the same
 //    leniencies) writing into one buffer of the limit's size instead of a growing JS array.
-//    Unlike geotiff's, the LZW dictionary holds all 4096 codes (geotiff's held 4093 and looped
-//    forever on a code past them).
+//    Unlike geotiff's, the LZW dictionary holds all 4096 codes (geotiff's holds 4093: code 4094,
+//    which refers to entry 4093, sends it into an endless loop that runs out of memory).
 //  - ZSTD decodes with zstddec (geotiff's codec) into a buffer of the limit: zstd stops there
 //    with an error, which zstddec cannot tell from corrupt data, so that tile is refused as
 //    corrupt or over the limit ('corrupt', the limit stated).

@@ -7,9 +7,13 @@
 //   npm run train:headless -- paper-figures --out docs/figures [--repeats 5 --ks 4,16,64 --frozen-ks 16 --steps 48]
 //     (the paper's figures from R runs per arm; 'paper-figures' = the pretrained-first-look preset, or give a preset/hash with --mode paper-figures)
 // Uses SLIDE_LAB_URL when set (an already running lab), else starts Vite's dev server.
+// A renderer crash (in Chromium a worker out of memory takes the whole renderer down) in --mode
+// train reopens the lab and resumes from the last IndexedDB checkpoint, at most twice; the metrics
+// JSON then lists the crashes (rendererCrashes). Tests: SLIDE_LAB_TEST_FAULT (see below).
 // SLIDE_LAB_GPU=1 selects the real-GPU Chromium flags (see tools/chromium.ts).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import type { Page } from 'playwright-core';
 import { launch } from '../tools/chromium.ts';
 import { labHash, settingsFromArgument } from '../src/lab/presets.ts';
 import { startLabServer } from '../tools/lab-server.ts';
@@ -99,12 +103,24 @@ const t0 = Date.now();
 const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(0).padStart(5)} s]`;
 const browser = await launch();
 let code = 0;
+/** Renderer crashes survived: train mode reopens the lab and resumes from the last checkpoint, at most this often. */
+const MAX_REOPEN = 2;
+const rendererCrashes: { atS: number; lastStep: number; resumedFrom: number | null }[] = [];
+let crashed = false;
 try {
-  const page = await browser.newPage();
-  page.on('pageerror', (e) => console.error(`${stamp()} page error: ${e.message}`));
+  // One context for every page: a reopened lab sees the crashed page's IndexedDB checkpoints.
+  const context = await browser.newContext();
+  const watch = (p: Page) => {
+    p.on('pageerror', (e) => console.error(`${stamp()} page error: ${e.message}`));
+    p.on('crash', () => (crashed = true));
+    return p;
+  };
+  let page = watch(await context.newPage());
   const url = `${base}/${hash}`;
-  console.log(`${stamp()} opening ${url} (${mode})`);
-  await page.goto(url, { timeout: 180_000 }); // a cold dev server on a loaded machine transforms modules for minutes
+  // Tests: SLIDE_LAB_TEST_FAULT='{"rank":1,"kind":"oom","call":"backward","nth":3}' injects a rank fault in the first page only (?testFault, src/lab/browser.ts).
+  const testFault = process.env.SLIDE_LAB_TEST_FAULT;
+  console.log(`${stamp()} opening ${url} (${mode})${testFault ? ` with the test fault ${testFault}` : ''}`);
+  await page.goto(testFault ? `${base}/?testFault=${encodeURIComponent(testFault)}${hash}` : url, { timeout: 180_000 }); // a cold dev server on a loaded machine transforms modules for minutes
   await page.waitForFunction(() => {
     const lab = (window as any).slideLab;
     return lab && ((lab.data && lab.state === 'ready') || lab.lastError);
@@ -119,6 +135,7 @@ try {
   for (const e of data.errors) console.log(`${stamp()}   ${e}`);
 
   // A string, not a function: tsx's name helpers (__name) do not exist in the page.
+  const trainAt = Date.now();
   await page.evaluate(`(() => {
     const lab = window.slideLab;
     const m = ${JSON.stringify(mode)};
@@ -141,6 +158,7 @@ try {
   let reportedAuc = false;
   let lastStatusAt = 0;
   const deadline = Date.now() + timeoutS * 1000;
+  let lastEvals: unknown[] = [];
   for (;;) {
     const s = await page.evaluate(() => {
       const lab = (window as any).slideLab;
@@ -158,7 +176,55 @@ try {
         exp: lab.experimentRows.length,
         paper: lab.paperFiguresProgress ? `paper figures: ${lab.paperFiguresProgress.done} of ${lab.paperFiguresProgress.total} runs; ${lab.paperFiguresProgress.status}` : '',
       };
+    }).catch((e) => {
+      if (crashed || page.isClosed()) return null;
+      throw e;
     });
+    if (!s) {
+      // The renderer is gone (a worker out of memory takes the whole renderer down in Chromium, as
+      // can a GPU process crash): nothing in the page could recover. The checkpoint is the recovery.
+      rendererCrashes.push({ atS: (Date.now() - t0) / 1000, lastStep, resumedFrom: null });
+      const giveUp = mode !== 'train' || rendererCrashes.length > MAX_REOPEN;
+      const why = mode !== 'train' ? `; only --mode train resumes from a checkpoint (${mode} does not)` : rendererCrashes.length > MAX_REOPEN ? `; giving up after ${MAX_REOPEN} reopenings` : '';
+      console.error(`${stamp()} renderer crashed (a worker out of memory or a GPU process crash)${giveUp ? why : '; reopening the lab to resume from the last checkpoint'}`);
+      if (giveUp) {
+        mkdirSync(dirname(out), { recursive: true });
+        const message = `the renderer crashed ${rendererCrashes.length} time(s) (a worker out of memory or a GPU process crash)${why}`;
+        writeFileSync(out, JSON.stringify({ kind: 'slide-lab-headless', url, elapsedS: (Date.now() - t0) / 1000, mode, state: 'crashed', error: { where: 'renderer', message }, rendererCrashes, evalTimesS: lastEvals }, null, 1));
+        console.error(`${stamp()} error at renderer: ${message}; wrote ${out}`);
+        await browser.close();
+        await server.close();
+        process.exit(1);
+      }
+      await page.close().catch(() => undefined);
+      crashed = false;
+      page = watch(await context.newPage());
+      await page.goto(url, { timeout: 180_000 });
+      await page.waitForFunction(() => (window as any).slideLab?.data && (window as any).slideLab.state === 'ready', null, { timeout: loadTimeoutMs, polling: 250 });
+      // Restore the checkpoint (weights, both optimizers' state, history; the loop parks at its step) and go on.
+      const from = (await page.evaluate(`(async () => {
+        const lab = window.slideLab;
+        const t0 = performance.now() - ${Date.now() - trainAt};
+        window.__headless = { done: false, result: null, evals: ${JSON.stringify(lastEvals)} };
+        const finish = (result) => Object.assign(window.__headless, { done: true, result });
+        lab.on('eval', (e) => window.__headless.evals.push({ s: (performance.now() - t0) / 1000, step: e.step, auc: e.auc }));
+        lab.on('state', (s) => { if (s === 'done' || s === 'error' || s === 'stopped') finish(null); });
+        const c = await lab.latestCheckpoint();
+        if (c) {
+          const parked = new Promise((resolve) => { const off = lab.on('state', (s) => s === 'paused' && (off(), resolve())); });
+          if (!(await lab.restore(c))) return -1;
+          if (lab.state !== 'paused') await parked;
+        }
+        void lab.start();
+        return c ? c.step : null;
+      })()`)) as number | null;
+      rendererCrashes[rendererCrashes.length - 1].resumedFrom = from;
+      console.log(`${stamp()} reopened the lab: ${from === null ? 'no checkpoint was saved, training starts again from step 0' : from < 0 ? 'the checkpoint could not be restored (see the error below)' : `resuming from the checkpoint of step ${from}`}`);
+      lastStep = -1;
+      lastEval = 0;
+      continue;
+    }
+    lastEvals = s.hl.evals ?? lastEvals;
     if (s.step && s.step.step !== lastStep) {
       if (lastStep === -1) console.log(`${stamp()} ${s.ranks.join('; ')}`);
       lastStep = s.step.step;
@@ -195,7 +261,7 @@ try {
   }, mode);
   mkdirSync(dirname(out), { recursive: true });
   const evalTimesS = (await page.evaluate(() => (window as any).__headless.evals)) as { s: number; step: number; auc: number }[];
-  writeFileSync(out, JSON.stringify({ kind: 'slide-lab-headless', url, elapsedS: (Date.now() - t0) / 1000, evalTimesS, ...result }, null, 1));
+  writeFileSync(out, JSON.stringify({ kind: 'slide-lab-headless', url, elapsedS: (Date.now() - t0) / 1000, evalTimesS, ...result, ...(rendererCrashes.length ? { rendererCrashes } : {}) }, null, 1));
   const sm = result.metrics.summary;
   if (result.error) {
     console.error(`${stamp()} error at ${result.error.where}: ${result.error.message}`);

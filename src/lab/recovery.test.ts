@@ -1,7 +1,9 @@
 // Surviving rank faults in Node (worker_threads ranks, cpu backend, tiny model): workers that die
 // mid-step (an uncaught error, process.exit, termination from outside) are detected as RankCrashed
 // at once (well before the call timeout), restarted from a healthy replica, and the run afterwards
-// equals an uninterrupted run from the same state within the equivalence tolerance. A WebGPU device
+// equals an uninterrupted run from the same state within the equivalence tolerance. With the
+// shared-memory reduction, a rank dying inside backwardApply releases the rank waiting at the
+// barrier at once (not after the barrier's 120 s timeout), and the same holds. A WebGPU device
 // destroyed mid-step is the same in Dawn when an adapter exists (skipped, saying so, when none).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../core/tf.ts';

@@ -127,9 +127,15 @@ describe('a rank worker out of memory takes the renderer down; reopening the lab
     const crashed = new Promise<void>((resolve) => page.once('crash', () => ((crashedAt = Date.now()), resolve())));
     const t0 = Date.now();
     await clickSurvivingReload(page, '[data-testid=btn-start]', 'lab.history.steps.length >= 1');
+    // Whatever the page notices of the worker's death (a fault, a rank error) reaches the log before the crash.
+    await page.evaluate(() => {
+      const lab = (window as any).slideLab;
+      lab.on('fault', (f: { text: string }) => console.log(`[fault] ${f.text}`));
+      lab.on('error', (e: { where: string; message: string } | null) => e && console.log(`[lab error] ${e.where}: ${e.message}`));
+    });
     await Promise.race([crashed, new Promise((_, reject) => setTimeout(() => reject(new Error(`no renderer crash within 240 s; page said:\n${pageLog.slice(-20).join('\n')}`)), 240_000))]);
-    const errorEvents = pageLog.filter((l) => /rank worker 1 had an uncaught error|out of memory/i.test(l));
-    console.log(`renderer crashed ${((crashedAt - t0) / 1000).toFixed(1)} s after Train (V8 heaps limited to ${HEAP_MB} MB); page log lines about the worker: ${errorEvents.length}`);
+    const noticed = pageLog.filter((l) => /^\[(fault|lab error)\]|rank worker 1|out of memory/i.test(l));
+    console.log(`renderer crashed ${((crashedAt - t0) / 1000).toFixed(1)} s after Train (V8 heaps limited to ${HEAP_MB} MB); what the page noticed of the worker before the crash: ${noticed.length ? noticed.join(' | ') : 'nothing'}`);
     await page.close().catch(() => undefined);
 
     // Reopen the lab (without the fault) in the same browser context: it offers the checkpoint.

@@ -9,7 +9,8 @@
 // Uses SLIDE_LAB_URL when set (an already running lab), else starts Vite's dev server.
 // A renderer crash (in Chromium a worker out of memory takes the whole renderer down) in --mode
 // train reopens the lab and resumes from the last IndexedDB checkpoint, at most twice; the metrics
-// JSON then lists the crashes (rendererCrashes). Tests: SLIDE_LAB_TEST_FAULT (see below).
+// JSON then lists the crashes (rendererCrashes: when, in s; the last step reported before it,
+// 0-based as in the metrics; the checkpoint step it resumed from). Tests: SLIDE_LAB_TEST_FAULT (below).
 // SLIDE_LAB_GPU=1 selects the real-GPU Chromium flags (see tools/chromium.ts).
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';

@@ -5,7 +5,9 @@
 // - a rank worker exhausts its V8 heap: Chromium takes the whole renderer down (no `error` event
 //   reaches the page, so nothing in the page can recover); reopening the lab resumes from the
 //   checkpoint, not from step 0, and the run finishes.
-// Two ranks on the cpu backend and synthetic 16 px tiles keep both short.
+// Two ranks on the cpu backend and synthetic 16 px tiles keep both short. The first test is still
+// the longer one (147 s at load 5-7 on 2 cores, 2026-12-02): SwiftShader compiles the aggregator's
+// shaders for each new device (22-24 s of the first step, and again of the step after the loss).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM, chromiumArgs, labUrl, watchPage } from '../tools/chromium.ts';
@@ -75,7 +77,7 @@ describe("the page's own WebGPU device lost mid-step (mainBackend=webgpu)", () =
       await lab.discardCheckpoint();
       void lab.start();
     })()`);
-    await waitLab(page, "window.__faults.length > 0 && (lab.state === 'done' || lab.state === 'error')", 240_000);
+    await waitLab(page, "lab.state === 'error' || (window.__faults.length > 0 && lab.state === 'done')", 240_000);
     const lost = await figures(page);
     const faults = (await page.evaluate(() => (window as any).__faults)) as { kind: string; rank: number; call: string; step: number; text: string }[];
     console.log(`main device lost at step ${LOSE_AT}: ${faults.map((f) => f.text).join(' | ')}; run with the loss ${((Date.now() - t0) / 1000).toFixed(1)} s; ${await stepTimes(page)}`);

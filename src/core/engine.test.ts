@@ -9,6 +9,7 @@ import { inProcessRanks } from '../transport/in-process.ts';
 import { delegateRank, type RankApi } from './protocol.ts';
 import type { PhaseEvent } from './report.ts';
 import { mean } from './stats.ts';
+import { RankCrashed } from './faults.ts';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -16,6 +17,8 @@ beforeAll(async () => {
 
 const slides = syntheticSlides(8, 21, 12);
 const spec = { kind: 'synthetic' as const, seed: 21, slides };
+/** How many values differ (bitwise equality, cheap to report when it fails); -1 when the lengths differ. */
+const differing = (a: Float32Array, b: Float32Array) => (a.length !== b.length ? -1 : a.reduce((n, x, i) => n + (Object.is(x, b[i]) ? 0 : 1), 0));
 const small = (over: Record<string, unknown> = {}) =>
   parseConfig({ seed: 21, ranks: 2, tiles: 6, tileSize: 16, microBatch: 3, backend: 'cpu', encoder: { width: 4 }, ...over });
 
@@ -114,6 +117,54 @@ describe('engine (in-process ranks, cpu backend)', () => {
     await a.dispose();
     await b.dispose();
   });
+
+  it.each(['backward', 'apply'] as const)('a rank fault in %s (no replica applied) leaves the aggregator exactly as before the step (weights, AdamW t and moments); the retried step gives the uninterrupted result', async (call) => {
+    const FAULTED = 2; // steps 0 and 1 run, so the moments are not zero; step 2 faults once, then is retried
+    /** Ranks whose `call` rejects as RankCrashed (before reaching the rank) at its nth use, on every rank: no replica applies. */
+    const run = async (faultAt: number | null) => {
+      let calls = 0;
+      const ranks = inProcessRanks(2);
+      const faulty = ranks.map((r, rank) =>
+        delegateRank(r, {
+          [call]: (req: never) => {
+            if (rank === 0) calls++;
+            return calls - 1 === faultAt ? Promise.reject(new RankCrashed(rank, call, 'test: killed')) : (r[call] as (x: never) => Promise<never>)(req);
+          },
+        }),
+      );
+      const engine = new Engine(small(), slides, faulty);
+      await engine.init(spec);
+      const losses: number[] = [];
+      for (let s = 0; s < FAULTED; s++) losses.push((await engine.trainStep()).loss);
+      let rolledBack = false;
+      if (faultAt !== null) {
+        const before = { agg: await engine.aggregatorWeights(), opt: (await engine.optimizerState()).aggregator };
+        expect(before.opt.t).toBe(FAULTED);
+        expect(before.opt.m.some((x) => x !== 0)).toBe(true);
+        await expect(engine.trainStep()).rejects.toThrow(RankCrashed);
+        expect(engine.step).toBe(FAULTED);
+        const after = { agg: await engine.aggregatorWeights(), opt: (await engine.optimizerState()).aggregator };
+        expect(differing(after.agg, before.agg)).toBe(0);
+        expect(after.opt.t).toBe(before.opt.t);
+        expect(differing(after.opt.m, before.opt.m)).toBe(0);
+        expect(differing(after.opt.v, before.opt.v)).toBe(0);
+        rolledBack = true;
+      }
+      losses.push((await engine.trainStep()).loss); // step 2 (the retry when it faulted)
+      const out = { losses, agg: await engine.aggregatorWeights(), enc: await engine.encoderWeights(), opt: (await engine.optimizerState()).aggregator, rolledBack };
+      await engine.dispose();
+      return out;
+    };
+    const clean = await run(null);
+    const faulted = await run(FAULTED);
+    expect(faulted.rolledBack).toBe(true);
+    expect(faulted.losses).toEqual(clean.losses);
+    expect(differing(faulted.agg, clean.agg)).toBe(0);
+    expect(differing(faulted.enc, clean.enc)).toBe(0);
+    expect(faulted.opt.t).toBe(FAULTED + 1);
+    expect(differing(faulted.opt.m, clean.opt.m)).toBe(0);
+    expect(differing(faulted.opt.v, clean.opt.v)).toBe(0);
+  }, 60_000);
 
   it('fails loudly when replicas drift apart', async () => {
     const ranks: RankApi[] = inProcessRanks(2);

@@ -105,6 +105,19 @@ interface BackwardHalf {
   scatter: Crossing;
 }
 
+/** The aggregator's computing half of a step (Engine.aggregatorGrads): nothing applied yet. */
+interface AggregatorHalf {
+  loss: number;
+  /** P(positive). */
+  prob: number;
+  /** [K] attention scores in slot order. */
+  scores: Float32Array;
+  /** [K, D] dL/dFeatures in slot order. */
+  featureGrad: Float32Array;
+  /** dL/dθ_agg by parameter name, shaped as the parameters; the caller applies, then disposes them. */
+  grads: Map<string, Tensor>;
+}
+
 /** What a reduction strategy did: the replicas' checksums, main-context ms and bytes per phase, the ranks' own figures. */
 interface Reduced {
   checksums: Float64Array[];
@@ -137,7 +150,7 @@ export class Engine {
   lastAggregatorGrads: Map<string, Float32Array> | null = null;
   /** Ranks that faulted in a step that still happened (others had applied its update): the recovery restores them before the next step. */
   private lost: RankFault[] = [];
-  /** optimizer.accumulateSlides > 1: the open group's gradients (aggregator by name; encoder as 'enc' [P]). */
+  /** optimizer.accumulateSlides > 1: the open group's gradients (aggregator by name, added only once a step's replicas' half succeeded; encoder as 'enc' [P]). */
   private aggSum = new GradientSum();
   /** Validation slides left out after their tiles could not be read, with the reason. */
   readonly valSetAside = new Map<string, string>();
@@ -213,22 +226,20 @@ export class Engine {
 
   /**
    * One end-to-end training step on the next slide of the sampler (README, "One training step").
-   * A rank fault (RankCrashed, DeviceLost) before the replicas' update abandons the step: the
-   * aggregator goes back to its state before the step (weights and AdamW), the step index stays,
-   * and the step can be retried once the rank is restored (src/lab/recovery.ts).
+   * A rank fault (RankCrashed, DeviceLost) before the replicas' update abandons the step: the step
+   * index stays, and the step can be retried once the rank is restored (src/lab/recovery.ts). The
+   * aggregator has not moved then: its gradients are computed before the scatter but applied
+   * (AdamW, or added to the accumulation group's sum) only once the replicas' half has succeeded,
+   * so nothing is read back from its device to put it back; the abandoned step's gradients are
+   * disposed. Only the open group's encoder sum (a JS array; with accumulateSlides > 1) is
+   * snapshotted and restored, so a retry does not add the slide twice.
    */
   async trainStep(signal?: AbortSignal): Promise<StepReport> {
-    // [P_agg] and its AdamW state; with accumulation, the open group's sums (a retry must not add this slide twice)
-    const before = { weights: await readParams(this.aggSpecs, this.agg), optimizer: await this.aggOpt.getState(), aggSum: this.aggSum.snapshot(), encSum: this.encSum.snapshot() };
+    const encSum = this.encSum.snapshot(); // [P] 'enc' with accumulation; empty otherwise
     try {
       return await this.runStep(signal);
     } catch (e) {
-      if (isRankFault(e)) {
-        writeParams(this.aggSpecs, this.agg, before.weights);
-        this.aggOpt.setState(before.optimizer);
-        this.aggSum.restore(before.aggSum);
-        this.encSum.restore(before.encSum);
-      }
+      if (isRankFault(e)) this.encSum.restore(encSum);
       throw e;
     }
   }
@@ -252,21 +263,36 @@ export class Engine {
     if (this.options.prefetch !== false) this.prefetch(step + 1);
     const bytes: PhaseBytes = { gather: featureRows.bytes + encoded.results.reduce((s, r) => s + r.slots.byteLength, 0) };
 
-    // Main: aggregator forward and loss, backward to dL/dθ_agg and dL/dFeatures [K, D], AdamW on the aggregator.
-    const { value: agg, ms: aggMs } = await phases.run('aggregator', async () => this.aggregatorStep(step, plan, encoded.features, hyper));
-    ms.aggregator = aggMs;
-
-    // Scatter rows of dL/dFeatures, ranks recompute their share of dL/dθ_enc, reduce (sum), every replica: AdamW.
+    // Main: aggregator forward and loss, backward to dL/dθ_agg and dL/dFeatures [K, D] (not applied yet).
+    const held: { grads?: Map<string, Tensor> } = {}; // dL/dθ_agg, held until the replicas' half is in; disposed below either way
     let reduced: Reduced | null = null;
-    if (!frozen) {
-      throwIfAborted(signal);
-      const grads = encoded.results.map((res) => ({ rank: res.rank, grad: this.rowsOf(agg.featureGrad, res.slots) }));
-      const half: BackwardHalf = { step, phases, grads, hyper, scatter: featureRows };
-      reduced = await (this.shared ? this.reduceShared(half) : this.reduceStar(half));
-      Object.assign(ms, reduced.ms);
-      Object.assign(bytes, reduced.bytes);
+    let aggOptimizerMs: number;
+    let agg: AggregatorHalf;
+    try {
+      const computed = await phases.run('aggregator', async () => {
+        const out = await this.aggregatorGrads(step, plan, encoded.features);
+        held.grads = out.grads;
+        return out;
+      });
+      agg = computed.value;
+      ms.aggregator = computed.ms;
+
+      // Scatter rows of dL/dFeatures, ranks recompute their share of dL/dθ_enc, reduce (sum), every replica: AdamW.
+      if (!frozen) {
+        throwIfAborted(signal);
+        const grads = encoded.results.map((res) => ({ rank: res.rank, grad: this.rowsOf(agg.featureGrad, res.slots) }));
+        const half: BackwardHalf = { step, phases, grads, hyper, scatter: featureRows };
+        reduced = await (this.shared ? this.reduceShared(half) : this.reduceStar(half));
+        Object.assign(ms, reduced.ms);
+        Object.assign(bytes, reduced.bytes);
+      }
+      // The replicas' half succeeded (or there is none): only now does the aggregator move. A fault
+      // before this point threw past it and left the aggregator as it was before the step.
+      aggOptimizerMs = await this.applyAggregator(step, agg.grads, hyper);
+    } finally {
+      if (held.grads) tf.dispose([...held.grads.values()]);
     }
-    ms.optimizer = (reduced?.ms.optimizer ?? 0) + agg.optimizerMs;
+    ms.optimizer = (reduced?.ms.optimizer ?? 0) + aggOptimizerMs;
     // Check the replicas' checksums (fail loudly on drift).
     const drift = reduced ? this.checkReplicas(step, reduced.checksums) : 0;
 
@@ -417,8 +443,12 @@ export class Engine {
     return { features, results, gatherMs };
   }
 
-  /** features [K, D] -> loss, P(positive), scores [K], dL/dFeatures [K, D]; updates the aggregator. */
-  private async aggregatorStep(step: number, plan: StepPlan, features: Float32Array, hyper: Hyper) {
+  /**
+   * The aggregator's computing half: features [K, D] -> loss, P(positive), scores [K],
+   * dL/dFeatures [K, D] and dL/dθ_agg (tensors the caller owns: applyAggregator, then dispose).
+   * The aggregator is not changed.
+   */
+  private async aggregatorGrads(step: number, plan: StepPlan, features: Float32Array): Promise<AggregatorHalf> {
     const k = plan.tileIndices.length;
     const h = tf.tensor2d(features, [k, this.d]); // [K, D] in slot order
     const masks: [Tensor, Tensor] = [
@@ -432,12 +462,22 @@ export class Engine {
       this.lastAggregatorGrads = new Map();
       for (const [name, g] of out.grads) this.lastAggregatorGrads.set(name, (await g.data()) as Float32Array);
     }
+    tf.dispose([h, probT, ...masks, out.loss, out.logits, out.scores, out.featureGrad]);
+    return { loss: loss[0], prob: prob[1], scores, featureGrad, grads: out.grads };
+  }
+
+  /**
+   * The aggregator's applying half, once the replicas' half succeeded: AdamW with dL/dθ_agg, or
+   * with accumulation, add them to the open group's sum and at the group's end apply its mean.
+   * `grads` are not disposed here. Returns its wall time (ms), which belongs to the optimizer phase.
+   */
+  private async applyAggregator(step: number, grads: Map<string, Tensor>, hyper: Hyper): Promise<number> {
     const t0 = performance.now();
-    if (this.cfg.optimizer.accumulateSlides <= 1) this.aggOpt.apply(out.grads, hyper);
+    if (this.cfg.optimizer.accumulateSlides <= 1) this.aggOpt.apply(grads, hyper);
     else {
       // Accumulate over slides: add this slide's gradients; at the group's end apply their mean.
       const own = new Map<string, Float32Array>();
-      for (const [name, g] of out.grads) own.set(name, (await g.data()) as Float32Array);
+      for (const [name, g] of grads) own.set(name, (await g.data()) as Float32Array);
       this.aggSum.add(own);
       if (appliesAfter(step, this.cfg.optimizer.accumulateSlides, this.totalSteps)) {
         const meanGrads = new Map([...this.aggSum.take()].map(([name, g]) => [name, tf.tensor(g, this.agg.get(name)!.shape)] as [string, Tensor]));
@@ -445,9 +485,7 @@ export class Engine {
         tf.dispose([...meanGrads.values()]);
       }
     }
-    const optimizerMs = performance.now() - t0;
-    tf.dispose([h, probT, ...masks, out.loss, out.logits, out.scores, out.featureGrad, ...out.grads.values()]);
-    return { loss: loss[0], prob: prob[1], scores, featureGrad, optimizerMs };
+    return performance.now() - t0;
   }
 
   /** Slide-level predictions on the validation split (no augmentation, no dropout). */

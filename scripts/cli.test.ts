@@ -15,6 +15,7 @@ const CLIS: [string, string][] = [
   ['bench:browser', 'bench/browser.ts'],
   ['bench', 'bench/run.ts'],
   ['plateau study', 'bench/plateau.ts'],
+  ['aggregator readback bench', 'bench/aggregator-readback.ts'],
   ['readme:figures', 'scripts/readme-figures.ts'],
 ];
 

@@ -33,11 +33,11 @@ export const PHASE_TEXT: Record<Phase, string> = {
   decode: 'Each rank reads its share of the K tiles from the slide file and turns them into normalised pixels, with augmentation keyed by (seed, step, tile) so every rank count sees the same inputs.',
   forward: 'Each rank runs its encoder replica on its own tiles without a gradient tape, producing one feature row of size D per tile.',
   gather: 'The feature rows travel to the main context with their tile slots and are put back in tile order as one [K, D] matrix.',
-  aggregator: 'The main context runs the gated-attention aggregator on all K features, computes the slide loss, backpropagates to get dL/dFeatures [K, D], and updates the aggregator.',
+  aggregator: 'The main context runs the gated-attention aggregator on all K features, computes the slide loss and backpropagates to get dL/dFeatures [K, D] and the aggregator\'s gradients; it applies them only after the replicas\' update has succeeded, so a rank fault leaves the aggregator untouched.',
   scatter: 'Each rank gets back only the rows of dL/dFeatures that belong to its tiles.',
   recompute: 'Each rank recomputes its forward pass in fixed micro-batches inside a gradient call with the pseudo-loss sum(features × dL/dFeatures); its gradient is the rank\u2019s share of dL/d(encoder).',
   reduce: 'The ranks\u2019 encoder gradients are summed (not averaged): the sum is exactly the gradient of the single-graph model.',
-  optimizer: 'Every replica applies the same AdamW update to the same summed gradient, so the replicas stay identical; a checksum verifies it.',
+  optimizer: 'Every replica applies the same AdamW update to the same summed gradient, so the replicas stay identical; a checksum verifies it. Then the main context applies the aggregator\'s AdamW update.',
 };
 
 const f32 = 4;

@@ -4,7 +4,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { FIGURE_IDS, paperFigureCsvs, paperFigureJson, type PaperFigures } from '../src/lab/paper-figures-data.ts';
+import { armsOf, FIGURE_IDS, paperFigureCsvs, paperFigureJson, summarizePaperFigures, type PaperFigures } from '../src/lab/paper-figures-data.ts';
+import { mean } from '../src/core/stats.ts';
 import { paperFigureSvgs } from '../src/ui/figures-svg.ts';
 
 /** SVG text -> PNG bytes through an <img> and a canvas in the page (scale x the SVG's size). */
@@ -22,6 +23,30 @@ async function rasterise(page: Page, svg: string, scale = 2): Promise<Buffer> {
     return c.toDataURL('image/png');
   })()`)) as string;
   return Buffer.from(dataUrl.replace(/^data:image\/png;base64,/, ''), 'base64');
+}
+
+/**
+ * One experiment from several saved paper-figures.json parts (e.g. one process per repeat, and the
+ * frozen encoder at more K run later on the same splits): the union of their arms, each (arm,
+ * repeat) once (the first part that has it wins), summaries recomputed. `smooth` > 0 also sets the
+ * final-loss window to each run's last `smooth` steps. The wall time is the parts' sum (they ran
+ * one after another).
+ */
+export function mergePaperFigures(parts: PaperFigures[], smooth = 0): PaperFigures {
+  if (!parts.length) throw new Error('paper figures: nothing to merge');
+  const saved = parts[0];
+  const union = (pick: (p: PaperFigures) => number[]) => [...new Set(parts.flatMap(pick))].sort((a, b) => a - b);
+  const ks = union((p) => p.settings.ks);
+  const frozenKs = union((p) => p.settings.frozenKs);
+  const arms = armsOf(ks, frozenKs).map((a) => a.name);
+  const runs = parts
+    .flatMap((p) => p.runs)
+    .filter((r, i, all) => all.findIndex((x) => x.arm === r.arm && x.repeat === r.repeat) === i)
+    .sort((a, b) => a.repeat - b.repeat || arms.indexOf(a.arm) - arms.indexOf(b.arm))
+    .map((r) => (smooth ? { ...r, finalTrainLoss: mean(r.losses.slice(-smooth)) } : r));
+  const encoder = saved.settings.encoder.replace(/ \(PARTIAL: \d+ runs\)$/, '');
+  const s = { ...saved.settings, ks, frozenKs, encoder, smooth: smooth || saved.settings.smooth, repeats: new Set(runs.map((r) => r.repeat)).size };
+  return summarizePaperFigures(s, armsOf(ks, frozenKs), runs, parts.reduce((sum, p) => sum + p.wallMs, 0));
 }
 
 /** Writes every file under `dir`; returns their names. */

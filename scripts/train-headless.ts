@@ -19,8 +19,8 @@ import { launch } from '../tools/chromium.ts';
 import { labHash, settingsFromArgument } from '../src/lab/presets.ts';
 import { startLabServer } from '../tools/lab-server.ts';
 import { numberOf, parseCli, usageExit } from '../tools/cli.ts';
-import { mean, median } from '../src/core/stats.ts';
-import { paperFiguresSummary, writePaperFigures } from './paper-figures-out.ts';
+import { median } from '../src/core/stats.ts';
+import { mergePaperFigures, paperFiguresSummary, writePaperFigures } from './paper-figures-out.ts';
 import { armsOf, summarizePaperFigures, type PaperFigures, type PaperRun } from '../src/lab/paper-figures-data.ts';
 
 type Mode = 'train' | 'equivalence' | 'k-sweep' | 'frozen-vs-e2e' | 'paper-figures';
@@ -58,21 +58,7 @@ if (from) {
   // paper-figures --from FILE: the figures again from a saved paper-figures.json (summaries recomputed; --smooth N re-smooths Fig. 4a), no training.
   // Several files (comma-separated; e.g. --first-repeat runs of one experiment in two processes): their runs together.
   const parts = from.split(',').map((file) => JSON.parse(readFileSync(file, 'utf8')) as PaperFigures);
-  const saved = parts[0];
-  // The arms of all parts: e.g. the frozen encoder at more K values, run later on the same splits.
-  const union = (pick: (p: PaperFigures) => number[]) => [...new Set(parts.flatMap(pick))].sort((a, b) => a - b);
-  const ks = union((p) => p.settings.ks);
-  const frozenKs = union((p) => p.settings.frozenKs);
-  const arms = armsOf(ks, frozenKs).map((a) => a.name);
-  const runs = parts
-    .flatMap((p) => p.runs)
-    .filter((r, i, all) => all.findIndex((x) => x.arm === r.arm && x.repeat === r.repeat) === i)
-    .sort((a, b) => a.repeat - b.repeat || arms.indexOf(a.arm) - arms.indexOf(b.arm))
-    // --smooth also sets the final-loss window: the mean of each run's last N steps.
-    .map((r) => (smooth ? { ...r, finalTrainLoss: mean(r.losses.slice(-smooth)) } : r));
-  const encoder = saved.settings.encoder.replace(/ \(PARTIAL: \d+ runs\)$/, '');
-  const s = { ...saved.settings, ks, frozenKs, encoder, smooth: smooth || saved.settings.smooth, repeats: new Set(runs.map((r) => r.repeat)).size };
-  const f = summarizePaperFigures(s, armsOf(s.ks, s.frozenKs), runs, Math.max(...parts.map((p) => p.wallMs)));
+  const f = mergePaperFigures(parts, smooth);
   const b = await launch();
   try {
     const files = await writePaperFigures(await b.newPage(), outArg, f);

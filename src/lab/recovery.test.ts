@@ -3,8 +3,10 @@
 // at once (well before the call timeout), restarted from a healthy replica, and the run afterwards
 // equals an uninterrupted run from the same state within the equivalence tolerance. With the
 // shared-memory reduction, a rank dying inside backwardApply releases the rank waiting at the
-// barrier at once (not after the barrier's 120 s timeout), and the same holds. A WebGPU device
+// barrier at once (not after the barrier's 120 s timeout), and the same holds; so does a worker
+// that runs out of memory under a heap limit. A WebGPU device
 // destroyed mid-step is the same in Dawn when an adapter exists (skipped, saying so, when none).
+import type { ResourceLimits } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../core/tf.ts';
 import { parseConfig, type Config } from '../core/config.ts';
@@ -35,10 +37,10 @@ beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
-/** Node worker ranks; rank i injects faults[i] into itself (RankInit.testFault). */
-function faultyRanks(faults: (TestFault | undefined)[]) {
+/** Node worker ranks (with `resourceLimits` on each worker, if given); rank i injects faults[i] into itself (RankInit.testFault). */
+function faultyRanks(faults: (TestFault | undefined)[], resourceLimits?: ResourceLimits) {
   return (n: number): RankApi[] =>
-    nodeWorkerRanks(n).map((r, i) => {
+    nodeWorkerRanks(n, undefined, resourceLimits).map((r, i) => {
       spawned.push(r);
       const fault = faults[i];
       return fault ? withControls(delegateRank(r, { init: (x) => r.init({ ...x, testFault: fault }) }), r) : r;
@@ -102,6 +104,27 @@ describe('a rank worker that dies mid-step', () => {
         `step ${killed.step} done ${(faulted.done[3] - killedAt).toFixed(0)} ms after the kill; throw: restored in ${(thrown.restoredAt - thrown.detectedAt).toFixed(0)} ms; exit: restored in ${(exited.restoredAt - exited.detectedAt).toFixed(0)} ms`,
     );
   }, 240_000);
+});
+
+describe('a rank worker that runs out of memory (worker_threads with a heap limit)', () => {
+  // Node ends a worker whose V8 heap is exhausted with ERR_WORKER_OUT_OF_MEMORY (an `error` and
+  // `exit` event), and the crash path handles it like any death. (In Chromium a worker out of
+  // memory takes the whole renderer down instead: e2e/lab-faults.spec.ts.)
+  const HEAP_MB = 96; // each rank worker's old-generation heap: room for tfjs and the tiny model, little more
+  const steps = 3;
+  it('is detected as RankCrashed (ERR_WORKER_OUT_OF_MEMORY), restarted from a healthy replica, and the run equals an uninterrupted one', async () => {
+    const cfg = parseConfig(base);
+    const reference = await train(cfg, (n) => inProcessRanks(n), undefined, steps);
+    const t0 = performance.now();
+    // rank 1 allocates until its heap is exhausted in step 1's backward.
+    const faulted = await train(cfg, faultyRanks([undefined, { kind: 'oom', call: 'backward', nth: 2 }], { maxOldGenerationSizeMb: HEAP_MB }), undefined, steps);
+    expect(faulted.faults).toHaveLength(1);
+    const f = faulted.faults[0];
+    expect(f).toMatchObject({ kind: 'crashed', rank: 1, call: 'backward', step: 1, restarted: [1], donor: 0, retried: true });
+    expect(f.reason).toMatch(/ERR_WORKER_OUT_OF_MEMORY|out of memory/i);
+    expectSameRun(faulted, reference, steps);
+    console.log(`[faults] node worker out of memory (heap ${HEAP_MB} MB): ${describeFault(f)}; restored in ${(f.restoredAt - f.detectedAt).toFixed(0)} ms; faulted run ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }, 120_000);
 });
 
 describe('a rank worker that dies during the shared-memory reduction', () => {

@@ -11,7 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM, chromiumArgs, labUrl, watchPage } from '../tools/chromium.ts';
-import { clickSurvivingReload, figures, labBrowserHooks, waitLab } from './lab-page.ts';
+import { clickSurvivingReload, figures, labBrowserHooks, resumeFromBanner, waitLab } from './lab-page.ts';
 import { TOLERANCE } from '../src/core/equivalence.ts';
 import { normalizedL1 } from '../src/core/metrics.ts';
 
@@ -145,14 +145,8 @@ describe('a rank worker out of memory takes the renderer down; reopening the lab
     const againLog = watchPage(again);
     try {
       await openReady(again, TINY);
-      await again.waitForSelector('[data-testid=resume-banner]', { timeout: 60_000 });
-      const at = Number(await again.locator('[data-testid=resume-step]').textContent());
+      const at = await resumeFromBanner(again);
       expect(at).toBe(OOM.nth - 1); // the checkpoint after the last step done, not step 0
-      await again.click('[data-testid=resume-run]');
-      await waitLab(again, "lab.state === 'paused'", 120_000);
-      expect((await figures(again)).steps).toEqual(Array.from({ length: at }, (_, i) => i));
-      await again.click('[data-testid=btn-resume]');
-      await waitLab(again, "lab.state === 'done' || lab.state === 'error'", 180_000);
       const f = await figures(again);
       expect(f.error).toBeNull();
       expect(f.state).toBe('done');

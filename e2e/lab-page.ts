@@ -2,7 +2,7 @@
 // window.slideLab, read its figures, and fail with what the page said.
 import { readFileSync } from 'node:fs';
 import type { Browser, Download, Page } from 'playwright-core';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { launch, watchPage } from '../tools/chromium.ts';
 
 /** The browser, page and page log a lab spec shares across its tests. */
@@ -81,6 +81,23 @@ export function figures(page: Page): Promise<LabFigures> {
 }
 
 /** Number of canvas pixels that are neither white nor transparent (a drawn heatmap has many). */
+/**
+ * Takes the checkpoint the resume banner offers and runs it to the end: reads the banner's step,
+ * restores (the run must then hold exactly steps [0, step)), resumes and waits for done or error.
+ * Returns the banner's step.
+ */
+export async function resumeFromBanner(page: Page, timeouts = { paused: 120_000, done: 180_000 }): Promise<number> {
+  await page.waitForSelector('[data-testid=resume-banner]', { timeout: 60_000 });
+  const at = Number(await page.locator('[data-testid=resume-step]').textContent());
+  await waitLab(page, "lab.state === 'ready'", 60_000);
+  await page.click('[data-testid=resume-run]');
+  await waitLab(page, "lab.state === 'paused'", timeouts.paused);
+  expect((await figures(page)).steps).toEqual(Array.from({ length: at }, (_, i) => i));
+  await page.click('[data-testid=btn-resume]');
+  await waitLab(page, "lab.state === 'done' || lab.state === 'error'", timeouts.done);
+  return at;
+}
+
 export function paintedPixels(page: Page, testId: string): Promise<number> {
   return page.evaluate((id) => {
     const c = document.querySelector(`[data-testid="${id}"]`) as HTMLCanvasElement | null;

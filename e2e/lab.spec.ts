@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { artifactPath, labUrl } from '../tools/chromium.ts';
-import { clickSurvivingReload, csvRecords, downloadsOf, figures, mean, labBrowserHooks, paintedPixels, waitLab } from './lab-page.ts';
+import { clickSurvivingReload, csvRecords, downloadsOf, figures, mean, labBrowserHooks, paintedPixels, resumeFromBanner, waitLab } from './lab-page.ts';
 import { TOLERANCE } from '../src/core/equivalence.ts';
 import { PHASES } from '../src/core/report.ts';
 import { attentionDim, featureDim, parseConfig } from '../src/core/config.ts';
@@ -49,15 +49,8 @@ describe('Slide Lab in Chromium with 2 Web Worker ranks on WebGPU', () => {
 
     // Reload mid-run: the step in flight is lost, the checkpoint is offered, and training resumes there.
     await page.reload();
-    await page.waitForSelector('[data-testid=resume-banner]', { timeout: 60_000 });
-    const saved = Number(await page.locator('[data-testid=resume-step]').textContent());
+    const saved = await resumeFromBanner(page, { paused: 180_000, done: 300_000 });
     expect(saved).toBeGreaterThanOrEqual(RESUME_AFTER);
-    await waitLab(page, "lab.state === 'ready'", 60_000);
-    await page.click('[data-testid=resume-run]');
-    await waitLab(page, "lab.state === 'paused'", 180_000);
-    expect((await figures(page)).steps).toHaveLength(saved);
-    await page.click('[data-testid=btn-resume]');
-    await waitLab(page, "lab.state === 'done' || lab.state === 'error'", 300_000);
     const f = await figures(page);
     console.log(JSON.stringify({ resumedAt: saved, losses: f.losses.map((l) => +l.toFixed(4)), evals: f.evals, tilesPerSec: f.tilesPerSec, ranks: f.ranks }));
     expect(f.error).toBeNull();

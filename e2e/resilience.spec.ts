@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { labUrl } from '../tools/chromium.ts';
-import { clickSurvivingReload, figures, labBrowserHooks, waitLab } from './lab-page.ts';
+import { clickSurvivingReload, figures, labBrowserHooks, resumeFromBanner, waitLab } from './lab-page.ts';
 import { TOLERANCE } from '../src/core/equivalence.ts';
 import { normalizedL1 } from '../src/core/metrics.ts';
 import { watchPage } from '../tools/chromium.ts';
@@ -65,14 +65,7 @@ describe('the lab survives faults', () => {
       void lab.discardCheckpoint().then(() => lab.start());
     }, RELOAD_AT);
     await reloaded;
-    await page.waitForSelector('[data-testid=resume-banner]', { timeout: 60_000 });
-    expect(Number(await page.locator('[data-testid=resume-step]').textContent())).toBe(RELOAD_AT);
-    await waitLab(page, "lab.state === 'ready'", 60_000);
-    await page.click('[data-testid=resume-run]');
-    await waitLab(page, "lab.state === 'paused'", 120_000);
-    expect((await figures(page)).steps).toEqual(Array.from({ length: RELOAD_AT }, (_, i) => i));
-    await page.click('[data-testid=btn-resume]');
-    await waitLab(page, "lab.state === 'done' || lab.state === 'error'", 180_000);
+    expect(await resumeFromBanner(page)).toBe(RELOAD_AT);
     const resumed = await figures(page);
     expect(resumed.error).toBeNull();
     expect(resumed.steps).toEqual(plain.steps); // the step cut by the reload was redone, nothing else lost
